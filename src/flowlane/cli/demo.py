@@ -1,0 +1,64 @@
+"""``flowlane demo``: simulate a recipe's scenarios and print their traces readably."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flowlane.model.recipe import load_recipe
+from flowlane.runtime.simulate import InvalidInput, simulate
+
+_SHOWN = {
+    "instance_started", "task_opened", "task_answered", "task_finished", "timer_fired",
+    "condition_met", "message_sent", "message_skipped", "object_updated", "object_created",
+    "child_started", "child_ended", "counter", "instance_ended", "instance_cancelled",
+    "incident", "refused", "expectation_failed", "step", "delay_passed",
+}
+
+
+def _when(line: dict[str, Any]) -> str:
+    return datetime.fromisoformat(str(line["time"])).strftime("%a %d %b %H:%M")
+
+
+def _what(line: dict[str, Any]) -> str:
+    d = line.get("details") or {}
+    event = line["event"]
+    if event == "step":
+        args = d.get("args")
+        return f"[bold]{d.get('kind')}[/bold] {args if args is not None else ''}"
+    parts = [f"{k}={v}" for k, v in d.items() if v not in (None, [], {})]
+    return f"{event} " + " ".join(parts)
+
+
+def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
+    console = console or Console()
+    recipe = load_recipe(recipe_dir)
+    title = recipe.meta.name if recipe.meta else recipe_dir.name
+    console.rule(f"[bold]flowlane demo[/bold] — {title}")
+    worst = 0
+    for path in recipe.scenarios:
+        lines: list[dict[str, Any]] = []
+        try:
+            result = simulate(recipe_dir, path, sink=lines.append)
+        except InvalidInput as exc:
+            console.print(f"[red]invalid input[/red]\n{exc}")
+            return 2
+        table = Table(title=f"{path.stem}", show_lines=False, expand=True)
+        table.add_column("time (Moscow)", no_wrap=True)
+        table.add_column("instance", no_wrap=True)
+        table.add_column("block", no_wrap=True)
+        table.add_column("what")
+        for line in lines:
+            if line["event"] in _SHOWN:
+                table.add_row(_when(line), str(line.get("instance") or ""),
+                              str(line.get("block") or ""), _what(line))
+        console.print(table)
+        status = "[green]all expectations held[/green]" if result.ok else \
+            f"[red]{result.message}[/red]"
+        console.print(status)
+        worst = max(worst, result.exit_code)
+    return worst

@@ -1,0 +1,74 @@
+"""The ``flowlane`` command line: parse arguments, call one service, render the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from flowlane.runtime.simulate import InvalidInput, simulate
+
+app = typer.Typer(help="flowlane: business processes bound to objects, durable for months.",
+                  no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+def _wire() -> None:
+    from flowlane.cli.process import process_app, schema_command
+
+    app.add_typer(process_app, name="process", help="Validate and manage process files.")
+    app.command("schema", help="Print the JSON Schema of a file format.")(schema_command)
+
+
+@app.command("simulate")
+def simulate_command(
+    recipe: Annotated[Path, typer.Argument(help="Recipe folder")],
+    scenario: Annotated[list[Path], typer.Option("--scenario", "-s", help="Scenario file(s)")],
+    roundtrip: Annotated[bool, typer.Option(help="JSON round trip of every instance "
+                                                 "between steps")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No trace lines")] = False,
+) -> None:
+    """Run scenario files against a recipe on a virtual clock; print the trace as JSON lines.
+
+    Exit 0 when every expectation held, 1 at the first that did not, 2 on an invalid file.
+    """
+    out = sys.stdout
+
+    def sink(line: dict[str, object]) -> None:
+        if not quiet:
+            out.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
+
+    worst = 0
+    for path in scenario:
+        try:
+            result = simulate(recipe, path, roundtrip=roundtrip, sink=sink)
+        except InvalidInput as exc:
+            console.print(f"[red]invalid input[/red]\n{exc}", highlight=False)
+            raise typer.Exit(2) from exc
+        if not result.ok:
+            console.print(f"[red]FAILED[/red] {result.message}", highlight=False)
+            worst = max(worst, result.exit_code)
+        else:
+            console.print(f"[green]ok[/green] {path}", highlight=False)
+    raise typer.Exit(worst)
+
+
+@app.command("demo")
+def demo_command(
+    recipe: Annotated[Path, typer.Option(help="Recipe folder")] = Path("recipes/order-processing"),
+) -> None:
+    """Simulate the order recipe's scenarios and print their traces readably."""
+    from flowlane.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(recipe))
+
+
+_wire()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

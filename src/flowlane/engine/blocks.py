@@ -1,0 +1,511 @@
+"""Block handlers: what each block type does when a token enters it, and how it resumes.
+
+A handler returns :data:`WAIT` when its token came to wait, anything else when the token
+moved on or ended. Handlers compute everything before they emit a command, so a block that
+fails (an :class:`Incident`) has changed nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flowlane.core.duration import parse_duration
+from flowlane.core.errors import FlowlaneError
+from flowlane.engine.context import object_id_of
+from flowlane.engine.events import (
+    CancelTimer,
+    ChildEnded,
+    CloseTask,
+    CreateObject,
+    OpenTask,
+    SendMessage,
+    StartChild,
+    TaskAnswered,
+    TaskFinished,
+    UpdateObject,
+)
+from flowlane.engine.interpreter import WAIT, Incident, Step
+from flowlane.engine.people import expand, recipients, resolve_assignee
+from flowlane.engine.render import render
+from flowlane.engine.state import Token
+from flowlane.model import process as m
+from flowlane.objects import check_stage_move, coerce_value, validate_record
+
+Handler = Callable[[Step, Any, Token], object]
+
+
+def _start(step: Step, block: m.StartBlock, token: Token) -> object:
+    step.move(token, block.next)
+    return None
+
+
+def _end(step: Step, block: m.EndBlock, token: Token) -> object:
+    step.drop(token)
+    step.finish("ended", block.outcome, block.result)
+    return None
+
+
+def _fork(step: Step, block: m.ForkBlock, token: Token) -> object:
+    step.drop(token)
+    for target in block.next:
+        step.spawn(target, came_from=token.block, answer=token.answer)
+    return None
+
+
+def _join(step: Step, block: m.JoinBlock, token: Token) -> object:
+    incoming = step.defn.incoming.get(token.block, ())
+    token.wait = {"k": "join"}
+    here = [t for t in step.state.tokens if t.block == token.block and t.wait is not None]
+    arrived: dict[str | None, Token] = {}
+    for t in here:
+        arrived.setdefault(t.came_from, t)
+    if not all(src in arrived for src in incoming):
+        step.log(token.block, "join_waiting", arrived=len(arrived), needed=len(incoming))
+        return WAIT
+    for src in incoming:
+        step.drop(arrived[src])
+    step.spawn(block.next, came_from=token.block, answer=token.answer)
+    return None
+
+
+def _condition(step: Step, block: m.ConditionBlock, token: Token) -> object:
+    scope = step.scope(token)
+    from flowlane.expr import compile_expression
+
+    for i, branch in enumerate(block.branches):
+        if compile_expression(branch.if_).test(scope):
+            step.log(token.block, "branch", taken=i)
+            step.move(token, branch.next)
+            return None
+    step.log(token.block, "branch", taken="else")
+    step.move(token, block.else_)
+    return None
+
+
+def _holds(step: Step, source: str, token: Token) -> tuple[bool, list[str]]:
+    """Evaluate a wait condition and return the objects it read."""
+    from flowlane.expr import compile_expression
+
+    step.overlay.reads = set()
+    try:
+        ok = compile_expression(source).test(step.scope(token))
+        reads = sorted(step.overlay.reads)
+    finally:
+        step.overlay.reads = None
+    return ok, reads
+
+
+def _wait_for(step: Step, block: m.WaitForBlock, token: Token) -> object:
+    ok, reads = _holds(step, block.until, token)
+    if ok:
+        step.log(token.block, "condition_met")
+        step.move(token, block.next)
+        return None
+    wait: dict[str, Any] = {"k": "cond", "objs": reads}
+    if block.timeout:
+        wait["timer"] = step.schedule(step.ctx.now + parse_duration(block.timeout))
+    token.wait = wait
+    step.subscriptions_dirty = True
+    return WAIT
+
+
+def resume_condition(step: Step, token: Token) -> None:
+    block = step.defn.spec.blocks[token.block]
+    assert isinstance(block, m.WaitForBlock)
+    ok, reads = _holds(step, block.until, token)
+    if not ok:
+        if token.wait is not None and token.wait.get("objs") != reads:
+            token.wait["objs"] = reads
+            step.subscriptions_dirty = True
+        return
+    step.log(token.block, "condition_met")
+    if token.wait and token.wait.get("timer"):
+        step.emit(CancelTimer(token.wait["timer"]))
+    step.subscriptions_dirty = True
+    step.move(token, block.next)
+
+
+def _delay(step: Step, block: m.DelayBlock, token: Token) -> object:
+    if block.ask is not None:
+        assign = block.ask.assign
+        task_id = _open_task(
+            step, token, kind="ask_date", title=block.ask.title or block.name or "Enter a date",
+            text=block.ask.text, assign=assign, options=(),
+            fields={"at": {"type": "datetime", "required": True, "label": "Date and time"}},
+        )
+        token.wait = {"k": "task", "task": task_id}
+        return WAIT
+    if block.for_ is not None:
+        due = step.ctx.now + parse_duration(block.for_)
+    elif block.until is not None:
+        due = step.to_datetime(step.evaluate(block.until, token), f"delay {token.block} until")
+    else:
+        raise Incident(f"delay {token.block} has neither for, until nor ask")
+    return _wait_until(step, token, due, block.next)
+
+
+def _wait_until(step: Step, token: Token, due: datetime, target: str | None) -> object:
+    if due <= step.ctx.now:
+        step.log(token.block, "delay_passed", due=due.isoformat())
+        step.move(token, target)
+        return None
+    token.wait = {"k": "timer", "timer": step.schedule(due)}
+    return WAIT
+
+
+def resume_timer(step: Step, token: Token) -> None:
+    block = step.defn.spec.blocks[token.block]
+    timer = token.wait.get("timer") if token.wait else None
+    step.log(token.block, "timer_fired", timer=timer)
+    if isinstance(block, m.WaitForBlock):
+        step.subscriptions_dirty = True
+        step.move(token, block.on_timeout)
+    else:
+        step.move(token, getattr(block, "next", None))
+
+
+def _open_task(
+    step: Step,
+    token: Token,
+    *,
+    kind: str,
+    title: str | None,
+    text: str | None,
+    assign: str | None,
+    options: tuple[str, ...],
+    fields: dict[str, Any],
+    workflow: dict[str, Any] | None = None,
+    waits: bool = True,
+) -> str:
+    settings = step.settings()
+    scope = step.scope(token)
+    spec = assign if assign is not None else settings.assign
+    answer_by = token.answer.get("by") if token.answer else None
+    assignee = resolve_assignee(
+        spec, overlay=step.overlay, object_id=step.state.object_id, answer_by=answer_by,
+        executors=settings.executors, extra_load=step.extra_load, scope=lambda: scope,
+    )
+    rendered_title = render(title, scope) or token.block
+    rendered_text = render(text, scope)
+    reaction = int(parse_duration(settings.reaction).total_seconds()) if settings.reaction else None
+    task_id = step.state.next_id("t")
+    if assignee is not None:
+        step.extra_load[assignee] = step.extra_load.get(assignee, 0) + 1
+    step.emit(
+        OpenTask(
+            task_id=task_id, instance_id=step.state.id, process=step.state.process,
+            block=token.block, kind=kind, object_id=step.state.object_id,
+            title=rendered_title, text=rendered_text, assignee=assignee, options=options,
+            fields=fields, workflow=workflow, waits=waits, priority=settings.priority,
+            reaction_s=reaction,
+        )
+    )
+    step.log(token.block, "task_opened", task=task_id, assignee=assignee, kind=kind)
+    return task_id
+
+
+def _question(step: Step, block: m.QuestionBlock | m.CallBlock, token: Token) -> object:
+    text = block.text if isinstance(block, m.QuestionBlock) else block.script
+    task_id = _open_task(
+        step, token, kind=block.type, title=block.title or block.name, text=text,
+        assign=block.assign, options=tuple(block.options), fields=block.fields,
+    )
+    token.wait = {"k": "task", "task": task_id}
+    return WAIT
+
+
+def _task(step: Step, block: m.TaskBlock, token: Token) -> object:
+    workflow = (block.workflow or m.DEFAULT_WORKFLOW).model_dump(by_alias=True)
+    task_id = _open_task(
+        step, token, kind="task", title=block.title or block.name, text=block.text,
+        assign=block.assign, options=(), fields=block.fields, workflow=workflow,
+        waits=block.wait,
+    )
+    if block.wait:
+        token.wait = {"k": "task", "task": task_id}
+        return WAIT
+    step.move(token, block.next)
+    return None
+
+
+def resume_task(step: Step, token: Token, event: TaskAnswered | TaskFinished) -> None:
+    block = step.defn.spec.blocks[token.block]
+    token.wait = None
+    if isinstance(event, TaskFinished):
+        step.log(token.block, "task_finished", task=event.task_id, status=event.status)
+        step.move(token, getattr(block, "next", None))
+        return
+    step.log(token.block, "task_answered", task=event.task_id, option=event.option,
+             by=event.by)
+    if isinstance(block, m.DelayBlock):
+        at = step.to_datetime(event.fields.get("at"), f"field 'at' of {token.block}")
+        _wait_until(step, token, at, block.next)
+        return
+    if isinstance(block, m.MessageBlock):
+        if event.option == "send":
+            _send(step, block, token)
+        else:
+            step.log(token.block, "message_skipped")
+        step.move(token, block.next)
+        return
+    token.answer = {"option": event.option, "fields": dict(event.fields), "by": event.by}
+    options = getattr(block, "options", {})
+    step.move(token, options.get(event.option) if event.option is not None else None)
+
+
+def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    rec = step.overlay.load(object_id)
+    if rec is None:
+        raise Incident(f"object {object_id!r} does not exist")
+    schema = step.world.schema
+    otype = schema.types[rec.type]
+    if "stage" in changes:
+        check_stage_move(otype, rec.data.get("stage"), str(changes["stage"]))
+    plain = {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in changes.items()}
+    try:
+        return validate_record(otype, plain, schema=schema, tz=step.world.tz, partial=True,
+                               current_stage=rec.data.get("stage"))
+    except FlowlaneError as exc:
+        raise Incident(f"{rec.type} {object_id}: {exc}") from exc
+
+
+def _group_target(step: Step) -> str:
+    from flowlane.engine.people import client_of
+
+    uid = client_of(step.overlay, step.state.object_id)
+    if uid is None:
+        raise Incident("add_to_group needs a user: the object has no client")
+    return uid
+
+
+def _groups_change(step: Step, block: m.OperationBlock) -> tuple[str, list[str]] | None:
+    if block.add_to_group is None and block.remove_from_group is None:
+        return None
+    uid = _group_target(step)
+    rec = step.overlay.load(uid)
+    groups = list(rec.data.get("groups") or []) if rec else []
+
+    def names(v: str | list[str] | None) -> list[str]:
+        return [] if v is None else [v] if isinstance(v, str) else list(v)
+
+    for g in names(block.add_to_group):
+        if g not in groups:
+            groups.append(g)
+    groups = [g for g in groups if g not in names(block.remove_from_group)]
+    return uid, groups
+
+
+def _apply(step: Step, object_id: str, values: dict[str, Any]) -> None:
+    rec = step.overlay.load(object_id)
+    assert rec is not None
+    rec.data.update(values)
+    step.emit(UpdateObject(object_id, values))
+
+
+def _operation(step: Step, block: m.OperationBlock, token: Token) -> object:
+    oid = step.state.object_id
+    if block.generate_password is not None:
+        step.transient[block.generate_password.as_] = step.derived_secret(
+            "pw", block.generate_password.length
+        )
+    created: tuple[str, str, dict[str, Any]] | None = None
+    if block.create is not None:
+        ctype = step.world.schema.types.get(block.create.type)
+        if ctype is None:
+            raise Incident(f"create: unknown object type {block.create.type!r}")
+        data = step.value(block.create.data, token)
+        data = {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in data.items()}
+        try:
+            clean = validate_record(ctype, data, schema=step.world.schema, tz=step.world.tz)
+        except FlowlaneError as exc:
+            raise Incident(f"create {block.create.type}: {exc}") from exc
+        created = (step.state.next_id("o"), ctype.key, clean)
+    changes: dict[str, Any] = {}
+    if block.set or block.stage:
+        if oid is None:
+            raise Incident("operation: the instance has no object")
+        raw = step.value(dict(block.set), token)
+        if block.stage:
+            raw["stage"] = step.value(block.stage, token)
+        changes = _coerce_changes(step, oid, raw)
+    groups = _groups_change(step, block)
+    # Everything is computed; now the effects.
+    if created is not None:
+        new_id, ctype_key, clean = created
+        step.overlay.records[new_id] = _record(new_id, ctype_key, clean)
+        from flowlane.engine.events import CreateObject as _Create
+
+        step.emit(_Create(new_id, ctype_key, clean))
+        if block.create is not None and block.create.as_:
+            step.state.vars[block.create.as_] = new_id
+        step.log(token.block, "object_created", object=new_id, type=ctype_key)
+    if changes and oid is not None:
+        _apply(step, oid, changes)
+        step.log(token.block, "object_updated", object=oid, fields=sorted(changes))
+    if groups is not None:
+        _apply(step, groups[0], {"groups": groups[1]})
+        step.log(token.block, "groups_changed", user=groups[0], groups=groups[1])
+    step.move(token, block.next)
+    return None
+
+
+def _record(object_id: str, type_key: str, data: dict[str, Any]) -> Any:
+    from flowlane.engine.context import ObjectRecord
+
+    return ObjectRecord(object_id, type_key, dict(data))
+
+
+def _counter(step: Step, block: m.CounterBlock, token: Token) -> object:
+    name = block.counter
+    if block.set is not None:
+        value = step.value(block.set, token)
+    else:
+        value = (step.state.counters.get(name) or 0) + (step.value(block.add, token) or 0)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise Incident(f"counter {name}: {value!r} is not a number")
+    step.state.counters[name] = value
+    step.log(token.block, "counter", counter=name, value=value)
+    step.move(token, block.next)
+    return None
+
+
+def _message(step: Step, block: m.MessageBlock, token: Token) -> object:
+    if block.confirm:
+        task_id = _open_task(
+            step, token, kind="confirm", title=block.title or block.name or "Send the message?",
+            text=_preview(step, block, token), assign=block.assign, options=("send", "skip"),
+            fields={},
+        )
+        token.wait = {"k": "task", "task": task_id}
+        return WAIT
+    _send(step, block, token)
+    step.move(token, block.next)
+    return None
+
+
+def _content(step: Step, block: m.MessageBlock) -> tuple[str, str | None, str | None]:
+    channel, subject, body = block.channel, block.subject, block.body
+    if block.template:
+        tpl = step.world.template(block.template)
+        if tpl is None:
+            raise Incident(f"template {block.template!r} does not exist")
+        channel = channel or tpl.channel
+        subject = subject if subject is not None else tpl.subject
+        body = body if body is not None else tpl.body
+    return channel or "email", subject, body
+
+
+def _preview(step: Step, block: m.MessageBlock, token: Token) -> str:
+    _channel, subject, body = _content(step, block)
+    scope = step.scope(token)
+    return f"{render(subject, scope)}\n\n{render(body, scope)}".strip()
+
+
+def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
+    channel, subject, body = _content(step, block)
+    scope = step.scope(token)
+    rendered = []
+    for user_id, address in recipients(block.to, overlay=step.overlay,
+                                       object_id=step.state.object_id, channel=channel,
+                                       scope=lambda: scope):
+        if address is None:
+            step.log(token.block, "message_no_address", user=user_id, channel=channel)
+            continue
+        if user_id is not None:
+            scope = {**scope, "recipient": step.overlay.proxy(user_id)}
+        rendered.append((user_id, address, render(subject, scope), render(body, scope)))
+    for user_id, address, subj, text in rendered:
+        mid = step.state.next_id("m")
+        step.emit(SendMessage(mid, step.state.id, token.block, channel, address, user_id,
+                              subj, text))
+        step.log(token.block, "message_sent", message=mid, to=address, subject=subj)
+
+
+def _child_vars(step: Step, raw: dict[str, Any], token: Token) -> dict[str, Any]:
+    values = step.value(raw, token)
+    return {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in values.items()}
+
+
+def _start_child(step: Step, process: str, object_id: str | None, vars_: dict[str, Any],
+                 token: Token) -> str:
+    if step.world.definition(process) is None:
+        raise Incident(f"process {process!r} is not deployed")
+    child_id = step.state.next_id("c")
+    settings_from = step.state.process if step.defn.spec.task is not None else (
+        (step.state.parent or {}).get("settings") or step.state.process)
+    step.state.children.append(child_id)
+    step.emit(StartChild(child_id, process, object_id, vars_, step.state.id, token.id,
+                         settings_from))
+    step.log(token.block, "child_started", child=child_id, process=process, object=object_id)
+    return child_id
+
+
+def _subprocess(step: Step, block: m.SubprocessBlock, token: Token) -> object:
+    vars_ = _child_vars(step, block.vars, token)
+    child = _start_child(step, block.process, step.state.object_id, vars_, token)
+    token.wait = {"k": "child", "child": child}
+    return WAIT
+
+
+def resume_child(step: Step, token: Token, event: ChildEnded) -> None:
+    block = step.defn.spec.blocks[token.block]
+    w = token.wait or {}
+    if isinstance(block, m.ForEachBlock):
+        pending = [c for c in w.get("children", []) if c != event.child_id]
+        token.wait = {"k": "children", "children": pending}
+        if not pending:
+            step.log(token.block, "children_done")
+            step.move(token, block.next)
+        return
+    assert isinstance(block, m.SubprocessBlock)
+    step.log(token.block, "child_ended", child=event.child_id, result=event.result,
+             outcome=event.outcome)
+    if event.result is not None and event.result in block.exits:
+        step.move(token, block.exits[event.result])
+    elif event.result is not None and not block.exits:
+        step.move(token, block.next)
+    else:
+        step.log(token.block, "branch_ended", reason="child ended without a matching result")
+        step.drop(token)
+
+
+def _for_each(step: Step, block: m.ForEachBlock, token: Token) -> object:
+    from flowlane.expr import compile_expression
+
+    where = compile_expression(block.query.where) if block.query.where else None
+    base = step.scope(token)
+
+    def scope_for(object_id: str) -> dict[str, Any]:
+        return {**base, "object": step.overlay.proxy(object_id)}
+
+    ids = step.world.find_objects(block.query.type, where, scope_for)
+    vars_ = _child_vars(step, block.vars, token)
+    children = [_start_child(step, block.process, oid, dict(vars_), token) for oid in ids]
+    if block.wait == "all" and children:
+        token.wait = {"k": "children", "children": children}
+        return WAIT
+    step.move(token, block.next)
+    return None
+
+
+HANDLERS: dict[str, Handler] = {
+    "start": _start,
+    "end": _end,
+    "fork": _fork,
+    "join": _join,
+    "condition": _condition,
+    "wait_for": _wait_for,
+    "delay": _delay,
+    "question": _question,
+    "call": _question,
+    "task": _task,
+    "operation": _operation,
+    "counter": _counter,
+    "message": _message,
+    "subprocess": _subprocess,
+    "for_each": _for_each,
+}
+
+__all__ = ["HANDLERS", "CloseTask", "CreateObject", "expand"]

@@ -1,0 +1,215 @@
+"""Events (past tense, into :func:`decide`) and commands (imperative, out of it).
+
+The runtime applies a :class:`Decision`'s commands in order, in one transaction with the
+new state: an ``UpdateObject`` lands before a later ``StartChild`` so the child sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flowlane.engine.state import InstanceState
+
+# ---- events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStarted:
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAnswered:
+    task_id: str
+    option: str | None
+    fields: dict[str, Any]
+    by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    """A workflow task reached a final status."""
+
+    task_id: str
+    status: str
+    by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectChanged:
+    object_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildEnded:
+    child_id: str
+    outcome: str | None
+    result: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceCancelled:
+    reason: str = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    """An instance stopped by an incident is run again from where its tokens stand."""
+
+
+Event = (
+    InstanceStarted
+    | TaskAnswered
+    | TaskFinished
+    | TimerFired
+    | ObjectChanged
+    | ChildEnded
+    | InstanceCancelled
+    | Retried
+)
+
+# ---- commands --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTask:
+    task_id: str
+    instance_id: str
+    process: str
+    block: str
+    kind: str  # question | call | task | ask_date | confirm
+    object_id: str | None
+    title: str
+    text: str
+    assignee: str | None
+    options: tuple[str, ...]
+    fields: dict[str, Any]
+    workflow: dict[str, Any] | None
+    waits: bool
+    priority: str
+    reaction_s: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTask:
+    task_id: str
+    status: str = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimer:
+    timer_id: str
+    instance_id: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateObject:
+    object_id: str
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateObject:
+    object_id: str
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    message_id: str
+    instance_id: str
+    block: str
+    channel: str
+    to: str
+    recipient: str | None
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartChild:
+    child_id: str
+    process: str
+    object_id: str | None
+    vars: dict[str, Any]
+    parent_id: str
+    token: int
+    settings_from: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelChild:
+    child_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyParent:
+    parent_id: str
+    child_id: str
+    outcome: str | None
+    result: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Replace the set of objects whose changes wake this instance."""
+
+    instance_id: str
+    object_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseIncident:
+    instance_id: str
+    block: str | None
+    message: str
+
+
+Command = (
+    OpenTask
+    | CloseTask
+    | ScheduleTimer
+    | CancelTimer
+    | CreateObject
+    | UpdateObject
+    | SendMessage
+    | StartChild
+    | CancelChild
+    | NotifyParent
+    | Subscribe
+    | RaiseIncident
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One line of an instance's history: what happened at which block."""
+
+    instance_id: str
+    process: str
+    block: str | None
+    event: str
+    details: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Decision:
+    """The outcome of one step: the new state, the commands to apply, the trace to record."""
+
+    state: InstanceState
+    commands: list[Command]
+    trace: list[TraceEntry]

@@ -1,0 +1,38 @@
+"""Rendering titles, texts and messages: Jinja2 in a sandbox, compiled once per source."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from flowlane.core.errors import ValidationError
+
+_ENV = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> Any:
+    try:
+        return _ENV.from_string(source)
+    except TemplateError as exc:
+        raise ValidationError(f"template does not parse: {exc}") from exc
+
+
+def check_template(source: str) -> None:
+    """Raise :class:`ValidationError` if ``source`` is not a valid template."""
+    _compile(source)
+
+
+def render(source: str | None, scope: dict[str, Any]) -> str:
+    """Render ``source`` with ``scope``; plain text without ``{`` skips Jinja entirely."""
+    if not source:
+        return ""
+    if "{" not in source:
+        return source
+    try:
+        return str(_compile(source).render(scope))
+    except TemplateError as exc:
+        raise ValidationError(f"template failed: {exc}") from exc

@@ -1,0 +1,203 @@
+"""Instance state: tokens, variables, counters, wait states; and its versioned codec.
+
+Instance status diagram::
+
+    running ──end block / no tokens left──▶ ended (outcome positive | neutral | negative)
+    running ──cancel (by hand or by the parent's end)──▶ cancelled
+    running ──block failed / loop guard──▶ incident ──retry──▶ running
+
+A token waits in one of these kinds (``Token.wait["k"]``): ``task`` (an open task),
+``timer`` (a delay), ``cond`` (a wait_for: objects it read and an optional timeout timer),
+``child`` (a subprocess), ``children`` (for_each with ``wait: all``), ``join`` (arrived at
+a join, waiting for the other branches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flowlane.core.errors import ValidationError
+
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class Token:
+    """A token at a block. ``wait`` is None while it moves."""
+
+    id: int
+    block: str
+    came_from: str | None = None
+    wait: dict[str, Any] | None = None
+    answer: dict[str, Any] | None = None
+
+    def copy(self) -> Token:
+        return Token(
+            self.id,
+            self.block,
+            self.came_from,
+            dict(self.wait) if self.wait is not None else None,
+            self.answer,
+        )
+
+
+@dataclass(slots=True)
+class InstanceState:
+    """Everything an instance holds between steps. Ids it makes derive from ``id`` + ``seq``."""
+
+    id: str
+    process: str
+    version: int
+    object_id: str | None
+    status: str = "running"
+    outcome: str | None = None
+    result: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+    tokens: list[Token] = field(default_factory=list)
+    seq: int = 0
+    parent: dict[str, Any] | None = None
+    children: list[str] = field(default_factory=list)
+    incident: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    def copy(self) -> InstanceState:
+        return InstanceState(
+            id=self.id,
+            process=self.process,
+            version=self.version,
+            object_id=self.object_id,
+            status=self.status,
+            outcome=self.outcome,
+            result=self.result,
+            vars=dict(self.vars),
+            counters=dict(self.counters),
+            tokens=[t.copy() for t in self.tokens],
+            seq=self.seq,
+            parent=self.parent,
+            children=list(self.children),
+            incident=self.incident,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+        )
+
+    def next_id(self, prefix: str) -> str:
+        """A new id derived from the instance id and its sequence, e.g. ``i7.t3``."""
+        self.seq += 1
+        return f"{self.id}.{prefix}{self.seq}"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "running"
+
+
+# ---- codec ---------------------------------------------------------------------------
+
+
+def encode_value(value: Any) -> Any:
+    """Encode a value as JSON-safe data; datetimes, dates and durations are tagged."""
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, date):
+        return {"$d": value.isoformat()}
+    if isinstance(value, timedelta):
+        return {"$td": value.total_seconds()}
+    if isinstance(value, dict):
+        return {k: encode_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_value(v) for v in value]
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    """Inverse of :func:`encode_value`."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (k, v), = value.items()
+            if k == "$dt":
+                return datetime.fromisoformat(v)
+            if k == "$d":
+                return date.fromisoformat(v)
+            if k == "$td":
+                return timedelta(seconds=v)
+        return {k: decode_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_value(v) for v in value]
+    return value
+
+
+def _token_to_dict(t: Token) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": t.id, "b": t.block}
+    if t.came_from is not None:
+        d["f"] = t.came_from
+    if t.wait is not None:
+        d["w"] = t.wait
+    if t.answer is not None:
+        d["a"] = encode_value(t.answer)
+    return d
+
+
+def to_dict(state: InstanceState) -> dict[str, Any]:
+    """Serialize an instance state to JSON-safe data (schema version ``STATE_VERSION``)."""
+    d: dict[str, Any] = {
+        "v": STATE_VERSION,
+        "id": state.id,
+        "p": state.process,
+        "pv": state.version,
+        "o": state.object_id,
+        "s": state.status,
+        "seq": state.seq,
+        "t": [_token_to_dict(t) for t in state.tokens],
+    }
+    optional = {
+        "oc": state.outcome,
+        "r": state.result,
+        "vars": encode_value(state.vars) if state.vars else None,
+        "c": state.counters or None,
+        "par": state.parent,
+        "ch": state.children or None,
+        "inc": state.incident,
+        "sa": encode_value(state.started_at),
+        "ea": encode_value(state.ended_at),
+    }
+    d.update({k: v for k, v in optional.items() if v is not None})
+    return d
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Pure upgrade functions from older schema versions (none yet: version 1 is the first)."""
+    version = data.get("v")
+    if version != STATE_VERSION:
+        raise ValidationError(
+            f"instance state has schema version {version!r}; this flowlane reads {STATE_VERSION}"
+        )
+    return data
+
+
+def from_dict(data: dict[str, Any]) -> InstanceState:
+    """Deserialize what :func:`to_dict` produced (upgrading older versions)."""
+    d = _upgrade(data)
+    return InstanceState(
+        id=d["id"],
+        process=d["p"],
+        version=d["pv"],
+        object_id=d["o"],
+        status=d["s"],
+        outcome=d.get("oc"),
+        result=d.get("r"),
+        vars=decode_value(d.get("vars", {})),
+        counters=dict(d.get("c", {})),
+        tokens=[
+            Token(t["id"], t["b"], t.get("f"), t.get("w"), decode_value(t.get("a")))
+            for t in d["t"]
+        ],
+        seq=d["seq"],
+        parent=d.get("par"),
+        children=list(d.get("ch", [])),
+        incident=d.get("inc"),
+        started_at=decode_value(d.get("sa")),
+        ended_at=decode_value(d.get("ea")),
+    )

@@ -1,0 +1,426 @@
+"""The use cases of one account: objects, process starts, tasks, administration.
+
+Every public method is one unit of work: it checks everything first and refuses with a
+:class:`~flowlane.core.errors.Refused` that names the reason, changing nothing; then it
+changes the store and runs the steps it set off to quiescence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flowlane.core.errors import FlowlaneError, NotFound, Refused
+from flowlane.engine import events as ev
+from flowlane.engine.context import ObjectRecord
+from flowlane.engine.taskrules import check_transition, may_act
+from flowlane.model.definition import Definition
+from flowlane.model.process import TaskSettings
+from flowlane.objects import FieldSpec, check_stage_move, coerce_value, validate_record
+from flowlane.services import launch
+from flowlane.services.runner import Runner, TraceSink
+from flowlane.store.memory import MemoryStore
+from flowlane.store.records import MessageRecord, TaskRecord
+
+ADMIN_ROLES = ("owner", "admin")
+STAFF_ROLES = ("owner", "admin", "manager", "employee")
+
+
+class Account:
+    """An account's services over a store, with an injected clock value ``now``."""
+
+    def __init__(self, store: MemoryStore, now: datetime, *, sink: TraceSink | None = None):
+        self.store = store
+        self.runner = Runner(store, now, sink)
+        self.runner.on_object_created = lambda oid: launch.on_created(self, oid)
+        self.runner.on_object_changed = lambda oid, b, a: launch.on_changed(self, oid, b, a)
+        self.runner.on_periodic = lambda timer: launch.run_periodic(self, timer)
+        self.stopped: set[str] = set()
+        self._object_seq = 0
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self.runner.now
+
+    def staged_types(self) -> set[str]:
+        return {k for k, t in self.store.schema.types.items() if t.stages}
+
+    def role_of(self, user_id: str | None) -> str | None:
+        if user_id is None:
+            return None
+        rec = self.store.objects.get(user_id)
+        if rec is None or rec.type != "user":
+            raise Refused(f"user {user_id!r} does not exist")
+        return rec.data.get("role") or "client"
+
+    def require_role(self, user_id: str | None, roles: tuple[str, ...], what: str) -> None:
+        if user_id is None:
+            return
+        role = self.role_of(user_id)
+        if role not in roles:
+            raise Refused(f"{user_id} ({role}) may not {what}")
+
+    def definition(self, key: str) -> Definition:
+        d = self.store.definition(key)
+        if d is None:
+            raise NotFound(f"process {key!r} is not deployed")
+        return d
+
+    def settings_for(self, instance_id: str) -> TaskSettings:
+        """The ``task:`` settings that govern an instance (its own, else its parent's)."""
+        state = self.store.instances[instance_id]
+        d = self.store.version(state.process, state.version)
+        if d.spec.task is not None:
+            return d.spec.task
+        if state.parent:
+            return self.settings_for(state.parent["id"])
+        return TaskSettings()
+
+    # ---- processes ---------------------------------------------------------------------------
+
+    def deploy(self, definition: Definition) -> Definition:
+        deployed = self.store.deploy(definition)
+        launch.schedule_periodic(self, deployed)
+        return deployed
+
+    def activate(self) -> None:
+        """Run ``once`` launches of every approved process (the processes were started)."""
+        for key in sorted(self.store.versions):
+            d = self.definition(key)
+            if d.spec.launch and d.spec.launch.on == "once" and not d.spec.draft and (
+                not d.spec.launch.approval or key in self.store.approved
+            ):
+                launch.run_once(self, d)
+        self.runner.run()
+
+    def start(self, process: str, object_id: str | None, vars_: dict[str, Any] | None = None,
+              *, by: str | None = None) -> str:
+        d = self.definition(process)
+        self.require_role(by, STAFF_ROLES, f"start {process}")
+        if d.spec.launch and d.spec.launch.approval and process not in self.store.approved:
+            raise Refused(f"process {process} must be approved before it starts")
+        if object_id is not None:
+            self.get_object(object_id, expect_type=d.spec.object)
+        clean = self.coerce_vars(d, vars_ or {})
+        iid = self.runner.start_instance(process, object_id, clean)
+        self.runner.run()
+        return iid
+
+    def coerce_vars(self, d: Definition, vars_: dict[str, Any]) -> dict[str, Any]:
+        out = dict(vars_)
+        for name, raw in vars_.items():
+            spec = d.spec.variables.get(name)
+            if spec is None:
+                continue
+            out[name] = self.coerce_field(name, spec, raw)
+        return out
+
+    def coerce_field(self, name: str, spec: dict[str, Any], value: Any) -> Any:
+        from flowlane.objects import field_from_dict
+
+        fs: FieldSpec = field_from_dict(name, spec)
+        try:
+            return coerce_value(fs, value, schema=self.store.schema, tz=self.store.tz)
+        except FlowlaneError as exc:
+            raise Refused(str(exc)) from exc
+
+    def mass_start(self, process: str, where: str | None, vars_: dict[str, Any] | None = None,
+                   *, by: str | None = None) -> list[str]:
+        from flowlane.engine.context import Overlay
+        from flowlane.expr import compile_expression
+
+        d = self.definition(process)
+        self.require_role(by, STAFF_ROLES, f"start {process}")
+        if d.spec.launch and d.spec.launch.approval and process not in self.store.approved:
+            raise Refused(f"process {process} must be approved before it starts")
+        cond = compile_expression(where) if where else None
+        overlay = Overlay(self.store)
+        clean = self.coerce_vars(d, vars_ or {})
+        ids = []
+        for oid in sorted(o for o, r in self.store.objects.items() if r.type == d.spec.object):
+            scope = {"object": overlay.proxy(oid), "vars": {}, "counters": {}, "answer": None,
+                     "now": self.now.astimezone(self.store.tz)}
+            if cond is None or cond.test(scope):
+                ids.append(self.runner.start_instance(process, oid, dict(clean)))
+        self.runner.run()
+        return ids
+
+    def approve(self, process: str, *, by: str | None) -> None:
+        d = self.definition(process)
+        self.require_role(by, ADMIN_ROLES, f"approve {process}")
+        self.store.approved.add(process)
+        if d.spec.launch and d.spec.launch.on == "once":
+            launch.run_once(self, d)
+        self.runner.run()
+
+    def restart(self, process: str, *, by: str | None) -> None:
+        """Stop the process's running instances and delete the tasks they created."""
+        self.definition(process)
+        self.require_role(by, ADMIN_ROLES, f"restart {process}")
+        doomed = [st.id for st in self.store.instances_of(process) if st.status == "running"]
+        for iid in doomed:
+            self.runner.step(iid, ev.InstanceCancelled("restart"))
+        family = set(doomed)
+        for st in self.store.instances.values():
+            if st.parent and st.parent["id"] in family:
+                family.add(st.id)
+        for tid in [t.id for t in self.store.tasks.values() if t.instance_id in family]:
+            del self.store.tasks[tid]
+        self.store.entered = {e for e in self.store.entered if e[0] != process}
+        self.runner.run()
+
+    def cancel(self, process: str, object_id: str, *, by: str | None) -> None:
+        self.require_role(by, ADMIN_ROLES, f"cancel {process}")
+        running = [st.id for st in self.store.instances_of(process, object_id)
+                   if st.status in ("running", "incident")]
+        if not running:
+            raise Refused(f"no running instance of {process} on {object_id}")
+        for iid in running:
+            self.runner.step(iid, ev.InstanceCancelled("cancelled by hand"))
+        self.runner.run()
+
+    def retry(self, instance_id: str) -> None:
+        state = self.store.instances.get(instance_id)
+        if state is None or state.status != "incident":
+            raise Refused(f"instance {instance_id} has no incident")
+        for inc in self.store.incidents:
+            if inc.instance_id == instance_id:
+                inc.resolved = True
+        self.runner.deliver(instance_id, ev.Retried())
+        self.runner.run()
+
+    # ---- objects -----------------------------------------------------------------------------
+
+    def get_object(self, object_id: str, *, expect_type: str | None = None) -> ObjectRecord:
+        rec = self.store.objects.get(object_id)
+        if rec is None:
+            raise NotFound(f"object {object_id!r} does not exist")
+        if expect_type is not None and rec.type != expect_type:
+            raise Refused(f"object {object_id} is a {rec.type}, not a {expect_type}")
+        return rec
+
+    def new_object_id(self, type_key: str) -> str:
+        self._object_seq += 1
+        return f"{type_key}-{self._object_seq}"
+
+    def create_object(self, type_key: str, data: dict[str, Any], *, object_id: str | None = None,
+                      launches: bool = True) -> str:
+        otype = self.store.schema.types.get(type_key)
+        if otype is None:
+            raise Refused(f"object type {type_key!r} does not exist")
+        oid = object_id or self.new_object_id(type_key)
+        if oid in self.store.objects:
+            raise Refused(f"object {oid!r} exists already")
+        clean = self._validate(type_key, data, partial=False, current_stage=None)
+        self.store.objects[oid] = ObjectRecord(oid, type_key, clean)
+        if launches:
+            launch.on_created(self, oid)
+            self.runner.run()
+        return oid
+
+    def _validate(self, type_key: str, data: dict[str, Any], *, partial: bool,
+                  current_stage: str | None) -> dict[str, Any]:
+        otype = self.store.schema.types[type_key]
+        try:
+            clean = validate_record(otype, data, schema=self.store.schema, tz=self.store.tz,
+                                    partial=partial, current_stage=current_stage)
+        except FlowlaneError as exc:
+            raise Refused(f"{type_key}: {exc}") from exc
+        for name, value in clean.items():
+            spec = otype.fields.get(name)
+            if spec is not None and spec.type == "link" and spec.to and ":" not in spec.to and (
+                value is not None and value not in self.store.objects
+            ):
+                raise Refused(f"{type_key}: field '{name}': object {value!r} does not exist")
+        return clean
+
+    def update_object(self, object_id: str, changes: dict[str, Any]) -> None:
+        rec = self.get_object(object_id)
+        if "stage" in changes:
+            self._check_move(rec, str(changes["stage"]))
+        clean = self._validate(rec.type, changes, partial=True,
+                               current_stage=rec.data.get("stage"))
+        before = dict(rec.data)
+        rec.data.update(clean)
+        self.runner.object_changed(object_id, before)
+        self.runner.run()
+
+    def _check_move(self, rec: ObjectRecord, target: str) -> None:
+        try:
+            check_stage_move(self.store.schema.types[rec.type], rec.data.get("stage"), target)
+        except FlowlaneError as exc:
+            raise Refused(str(exc)) from exc
+
+    def move_stage(self, object_id: str, to: str, *, by: str | None = None) -> None:
+        rec = self.get_object(object_id)
+        self.require_role(by, STAFF_ROLES, f"move {object_id}")
+        self._check_move(rec, to)
+        self.update_object(object_id, {"stage": to})
+
+    def add_dictionary_value(self, key: str, value: str) -> None:
+        if key not in self.store.schema.dictionaries:
+            raise Refused(f"dictionary {key!r} does not exist")
+        self.store.schema.add_dictionary_value(key, value)
+
+    def object_for_event(self, d: Definition, data: dict[str, Any]) -> str | None:
+        """The object an event launch runs on: ``data.object``, a user found by email,
+        or a new object of the process's type made from the fields the type has."""
+        if data.get("object"):
+            return str(data["object"])
+        otype = self.store.schema.types[d.spec.object]
+        if d.spec.object == "user" and data.get("email"):
+            for oid, rec in sorted(self.store.objects.items()):
+                if rec.type == "user" and rec.data.get("email") == data["email"]:
+                    return oid
+        fields = {k: v for k, v in data.items() if k in otype.fields}
+        if not fields:
+            return None
+        return self.create_object(d.spec.object, fields, launches=False)
+
+    def fire_event(self, kind: str, key: str | None, data: dict[str, Any]) -> list[str]:
+        started = launch.on_event(self, kind, key, data)
+        self.runner.run()
+        return started
+
+    # ---- tasks ----------------------------------------------------------------------------------
+
+    def open_task(self, block: str, object_id: str | None, *,
+                  process: str | None = None) -> TaskRecord:
+        found = [t for t in self.store.tasks.values()
+                 if not t.closed and t.block == block
+                 and (object_id is None or t.object_id == object_id)
+                 and (process is None or t.process == process)]
+        if not found:
+            raise Refused(f"no open task of block {block!r} on {object_id}")
+        return found[0]
+
+    def _check_actor(self, task: TaskRecord, user_id: str | None, what: str) -> None:
+        if user_id is None:
+            return
+        role = self.role_of(user_id)
+        settings = self.settings_for(task.instance_id)
+        if not may_act(user_id, role=role, assignee=task.assignee, executors=settings.executors,
+                       supervisors=settings.supervisors, users_of=self.store.users):
+            raise Refused(f"{user_id} may not {what} task {task.id} ({task.title!r})")
+
+    def answer(self, task: TaskRecord, *, option: str | None, fields: dict[str, Any],
+               by: str | None) -> None:
+        if task.workflow is not None:
+            raise Refused(f"task {task.id} has a status workflow: change its status instead")
+        self._check_actor(task, by, "answer")
+        if task.options and option is None:
+            raise Refused(f"an option is required: {', '.join(task.options)}")
+        if not task.options and option is not None:
+            raise Refused(f"task {task.id} has no options; {option!r} is not one")
+        if option is not None and option not in task.options:
+            raise Refused(f"unknown option {option!r} (options: {', '.join(task.options)})")
+        clean = self._task_fields(task, fields)
+        task.closed = True
+        task.status = "answered"
+        task.closed_at = self.now
+        task.answer = {"option": option, "fields": clean, "by": by}
+        task.history.append({"at": self.now, "by": by, "what": "answered", "option": option})
+        self.runner.deliver(task.instance_id, ev.TaskAnswered(task.id, option, clean, by))
+        self.runner.run()
+
+    def _task_fields(self, task: TaskRecord, fields: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(fields) - set(task.fields))
+        if unknown:
+            raise Refused(f"field {unknown[0]!r} does not exist on task {task.block}")
+        out = {}
+        for name, spec in task.fields.items():
+            value = fields.get(name)
+            if value is None:
+                if spec.get("required"):
+                    raise Refused(f"field {name!r} is required")
+                continue
+            out[name] = self.coerce_field(name, spec, value)
+        return out
+
+    def change_status(self, task: TaskRecord, to: str, *, by: str | None,
+                      comment: str | None = None) -> None:
+        if task.workflow is None:
+            raise Refused(f"task {task.id} has no status workflow")
+        if by is None:
+            raise Refused("a status change needs the person who makes it (by)")
+        self.role_of(by)
+        check_transition(task.workflow, current=task.status, target=to, user_id=by,
+                         assignee=task.assignee, comment=comment, users_of=self.store.users)
+        before = task.status
+        task.status = to
+        task.history.append({"at": self.now, "by": by, "what": "status", "from": before,
+                             "to": to})
+        if comment:
+            self._add_comment(task, by, comment)
+        if to in task.workflow.get("final", []):
+            task.closed = True
+            task.closed_at = self.now
+            if task.waits:
+                self.runner.deliver(task.instance_id, ev.TaskFinished(task.id, to, by))
+        self.runner.record({"instance": task.instance_id, "process": task.process,
+                            "block": task.block, "event": "task_status",
+                            "details": {"task": task.id, "from": before, "to": to, "by": by}})
+        self.runner.run()
+
+    def comment(self, task: TaskRecord, text: str, *, by: str | None) -> None:
+        if not text.strip():
+            raise Refused("a comment needs text")
+        self._check_actor(task, by, "comment on")
+        self._add_comment(task, by, text)
+        self.runner.run()
+
+    def _add_comment(self, task: TaskRecord, by: str | None, text: str) -> None:
+        task.comments.append({"at": self.now, "by": by, "text": text})
+        settings = self.settings_for(task.instance_id)
+        whom = [task.assignee] if task.assignee else []
+        for sel in settings.supervisors:
+            whom.extend(self.store.users(sel))
+        if not [u for u in whom if u != by]:
+            whom.extend(self.store.users("role:owner"))
+        seen = set()
+        for uid in whom:
+            if uid is None or uid == by or uid in seen:
+                continue
+            seen.add(uid)
+            rec = self.store.objects.get(uid)
+            email = rec.data.get("email") if rec else None
+            self.store.notifications.append(MessageRecord(
+                id=f"n{len(self.store.notifications) + 1}", instance_id=task.instance_id,
+                process=task.process, block=task.block, channel="email",
+                to=str(email or uid), recipient=uid,
+                subject=f"New comment on task: {task.title}", body=text, created_at=self.now,
+            ))
+
+    def claim(self, task: TaskRecord, *, by: str) -> None:
+        self._check_actor(task, by, "claim")
+        if task.assignee not in (None, by):
+            raise Refused(f"task {task.id} is already assigned to {task.assignee}")
+        task.assignee = by
+        task.history.append({"at": self.now, "by": by, "what": "claimed"})
+
+    def unclaim(self, task: TaskRecord, *, by: str) -> None:
+        if task.assignee != by and self.role_of(by) not in ADMIN_ROLES:
+            raise Refused(f"{by} may not give back task {task.id}: it is assigned to "
+                          f"{task.assignee}")
+        task.assignee = None
+        task.history.append({"at": self.now, "by": by, "what": "unclaimed"})
+
+    def reassign(self, process: str, *, from_: str | None, status: str | None,
+                 to: str | None, by: str | None, from_given: bool = True) -> int:
+        self.require_role(by, ADMIN_ROLES, f"reassign tasks of {process}")
+        if to is not None:
+            self.role_of(to)
+        count = 0
+        for task in self.store.tasks.values():
+            if task.process != process or (from_given and task.assignee != from_):
+                continue
+            if status is not None and task.status != status:
+                continue
+            if status is None and task.closed:
+                continue
+            task.assignee = to
+            task.history.append({"at": self.now, "by": by, "what": "reassigned", "to": to})
+            count += 1
+        return count

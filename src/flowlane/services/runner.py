@@ -1,0 +1,189 @@
+"""Applying events to instances and their commands to the store, to quiescence.
+
+:class:`Runner` is the one place that calls :func:`flowlane.engine.decide`. It applies a
+decision's commands in order (an object change lands before a child start that follows it),
+records the trace, and queues what the step set off: children to start, parents to notify,
+instances waiting on changed objects (found by the subscription index), launches. Each
+queued item is a step of its own.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flowlane.engine import Ctx, InstanceState, decide
+from flowlane.engine import events as ev
+from flowlane.engine.context import ObjectRecord
+from flowlane.engine.events import Event
+from flowlane.store.memory import MemoryStore
+from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
+
+TraceSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Runner:
+    """Runs steps against a :class:`MemoryStore` with an explicit, injected ``now``."""
+
+    store: MemoryStore
+    now: datetime
+    sink: TraceSink | None = None
+    on_object_created: Callable[[str], None] | None = None
+    on_object_changed: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
+    queue: deque[tuple[str, Event]] = field(default_factory=deque)
+    tasks_created: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
+
+    # ---- trace ---------------------------------------------------------------------------
+
+    def record(self, entry: dict[str, Any]) -> None:
+        line = {"time": self.now.isoformat(), **entry}
+        self.store.history.append(line)
+        if self.sink is not None:
+            self.sink(line)
+
+    # ---- steps ---------------------------------------------------------------------------
+
+    def start_instance(
+        self,
+        process: str,
+        object_id: str | None,
+        vars_: dict[str, Any],
+        *,
+        parent: dict[str, Any] | None = None,
+        instance_id: str | None = None,
+    ) -> str:
+        definition = self.store.definition(process)
+        assert definition is not None, process
+        iid = instance_id or self.store.new_instance_id()
+        self.store.instances[iid] = InstanceState(
+            id=iid, process=process, version=definition.version, object_id=object_id,
+            parent=parent,
+        )
+        if object_id is not None:
+            self.store.entered.add((process, object_id))
+        self.store.last_launch[process] = self.now
+        self.queue.append((iid, ev.InstanceStarted(vars_)))
+        return iid
+
+    def deliver(self, instance_id: str, event: Event) -> None:
+        self.queue.append((instance_id, event))
+
+    def run(self) -> None:
+        """Run queued steps, then due timers, until nothing is left at ``now``."""
+        while True:
+            while self.queue:
+                iid, event = self.queue.popleft()
+                self.step(iid, event)
+            timer = self.store.next_timer(self.now)
+            if timer is None:
+                return
+            self.fire(timer)
+
+    def fire(self, timer: TimerRecord) -> None:
+        self.store.pop_timer(timer.id)
+        if timer.kind == "periodic" and self.on_periodic is not None:
+            self.on_periodic(timer)
+        elif timer.instance_id is not None:
+            self.queue.append((timer.instance_id, ev.TimerFired(timer.id)))
+
+    on_periodic: Callable[[TimerRecord], None] | None = None
+
+    def step(self, instance_id: str, event: Event) -> None:
+        state = self.store.instances.get(instance_id)
+        if state is None:
+            return
+        definition = self.store.version(state.process, state.version)
+        decision = decide(definition, state, event, Ctx(self.now, self.store))
+        self.store.instances[instance_id] = decision.state
+        for entry in decision.trace:
+            self.record({"instance": entry.instance_id, "process": entry.process,
+                         "block": entry.block, "event": entry.event, "details": entry.details})
+        changed: dict[str, dict[str, Any]] = {}
+        for command in decision.commands:
+            self.apply(command, decision.state, changed)
+        for oid, before in changed.items():
+            self.object_changed(oid, before)
+
+    def object_changed(self, object_id: str, before: dict[str, Any]) -> None:
+        """Wake the instances waiting on this object, then run update/stage launches."""
+        for iid in self.store.waiting_on(object_id):
+            self.queue.append((iid, ev.ObjectChanged((object_id,))))
+        rec = self.store.objects.get(object_id)
+        if rec is not None and self.on_object_changed is not None:
+            self.on_object_changed(object_id, before, rec.data)
+
+    # ---- commands --------------------------------------------------------------------------
+
+    def apply(self, cmd: ev.Command, state: InstanceState,
+              changed: dict[str, dict[str, Any]]) -> None:
+        handler = getattr(self, "_apply_" + type(cmd).__name__)
+        handler(cmd, state, changed)
+
+    def _apply_OpenTask(self, cmd: ev.OpenTask, state: InstanceState, _c: Any) -> None:
+        status = "open"
+        if cmd.workflow is not None:
+            status = cmd.workflow.get("initial") or cmd.workflow["statuses"][0]
+        self.store.tasks[cmd.task_id] = TaskRecord(
+            id=cmd.task_id, instance_id=cmd.instance_id, process=cmd.process, block=cmd.block,
+            kind=cmd.kind, object_id=cmd.object_id, title=cmd.title, text=cmd.text,
+            assignee=cmd.assignee, options=cmd.options, fields=cmd.fields,
+            workflow=cmd.workflow, waits=cmd.waits, priority=cmd.priority,
+            reaction_s=cmd.reaction_s, created_at=self.now, status=status,
+        )
+        key = (cmd.process, cmd.block, cmd.object_id)
+        self.tasks_created[key] = self.tasks_created.get(key, 0) + 1
+
+    def _apply_CloseTask(self, cmd: ev.CloseTask, state: InstanceState, _c: Any) -> None:
+        task = self.store.tasks.get(cmd.task_id)
+        if task is not None and not task.closed:
+            task.closed = True
+            task.status = cmd.status
+            task.closed_at = self.now
+
+    def _apply_ScheduleTimer(self, cmd: ev.ScheduleTimer, state: InstanceState, _c: Any) -> None:
+        self.store.add_timer(TimerRecord(cmd.timer_id, cmd.instance_id, cmd.due_at, 0))
+
+    def _apply_CancelTimer(self, cmd: ev.CancelTimer, state: InstanceState, _c: Any) -> None:
+        self.store.cancel_timer(cmd.timer_id)
+
+    def _apply_CreateObject(self, cmd: ev.CreateObject, state: InstanceState, _c: Any) -> None:
+        self.store.objects[cmd.object_id] = ObjectRecord(cmd.object_id, cmd.type, dict(cmd.data))
+        if self.on_object_created is not None:
+            self.on_object_created(cmd.object_id)
+
+    def _apply_UpdateObject(self, cmd: ev.UpdateObject, state: InstanceState,
+                            changed: dict[str, dict[str, Any]]) -> None:
+        rec = self.store.objects[cmd.object_id]
+        changed.setdefault(cmd.object_id, dict(rec.data))
+        rec.data.update(cmd.changes)
+
+    def _apply_SendMessage(self, cmd: ev.SendMessage, state: InstanceState, _c: Any) -> None:
+        self.store.messages.append(MessageRecord(
+            id=cmd.message_id, instance_id=cmd.instance_id, process=state.process,
+            block=cmd.block, channel=cmd.channel, to=cmd.to, recipient=cmd.recipient,
+            subject=cmd.subject, body=cmd.body, created_at=self.now,
+        ))
+
+    def _apply_StartChild(self, cmd: ev.StartChild, state: InstanceState, _c: Any) -> None:
+        self.start_instance(
+            cmd.process, cmd.object_id, cmd.vars, instance_id=cmd.child_id,
+            parent={"id": cmd.parent_id, "token": cmd.token, "settings": cmd.settings_from},
+        )
+
+    def _apply_CancelChild(self, cmd: ev.CancelChild, state: InstanceState, _c: Any) -> None:
+        # A cancelled child reports nothing; its own cancellation runs at once, recursively.
+        self.step(cmd.child_id, ev.InstanceCancelled("parent ended"))
+
+    def _apply_NotifyParent(self, cmd: ev.NotifyParent, state: InstanceState, _c: Any) -> None:
+        self.queue.append((cmd.parent_id, ev.ChildEnded(cmd.child_id, cmd.outcome, cmd.result)))
+
+    def _apply_Subscribe(self, cmd: ev.Subscribe, state: InstanceState, _c: Any) -> None:
+        self.store.subscribe(cmd.instance_id, cmd.object_ids)
+
+    def _apply_RaiseIncident(self, cmd: ev.RaiseIncident, state: InstanceState, _c: Any) -> None:
+        self.store.incidents.append(IncidentRecord(cmd.instance_id, cmd.block, cmd.message,
+                                                   self.now))
