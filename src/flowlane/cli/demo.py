@@ -13,10 +13,26 @@ from flowlane.model.recipe import load_recipe
 from flowlane.runtime.simulate import InvalidInput, simulate
 
 _SHOWN = {
-    "instance_started", "task_opened", "task_answered", "task_finished", "timer_fired",
-    "condition_met", "message_sent", "message_skipped", "object_updated", "object_created",
-    "child_started", "child_ended", "counter", "instance_ended", "instance_cancelled",
-    "incident", "refused", "expectation_failed", "step", "delay_passed",
+    "instance_started",
+    "task_opened",
+    "task_answered",
+    "task_finished",
+    "timer_fired",
+    "condition_met",
+    "message_sent",
+    "message_skipped",
+    "object_updated",
+    "object_created",
+    "child_started",
+    "child_ended",
+    "counter",
+    "instance_ended",
+    "instance_cancelled",
+    "incident",
+    "refused",
+    "expectation_failed",
+    "step",
+    "delay_passed",
 }
 
 
@@ -54,11 +70,16 @@ def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
         table.add_column("what")
         for line in lines:
             if line["event"] in _SHOWN:
-                table.add_row(_when(line), str(line.get("instance") or ""),
-                              str(line.get("block") or ""), _what(line))
+                table.add_row(
+                    _when(line),
+                    str(line.get("instance") or ""),
+                    str(line.get("block") or ""),
+                    _what(line),
+                )
         console.print(table)
-        status = "[green]all expectations held[/green]" if result.ok else \
-            f"[red]{result.message}[/red]"
+        status = (
+            "[green]all expectations held[/green]" if result.ok else f"[red]{result.message}[/red]"
+        )
         console.print(status)
         worst = max(worst, result.exit_code)
     return worst

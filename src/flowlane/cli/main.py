@@ -12,8 +12,11 @@ from rich.console import Console
 
 from flowlane.runtime.simulate import InvalidInput, simulate
 
-app = typer.Typer(help="flowlane: business processes bound to objects, durable for months.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="flowlane: business processes bound to objects, durable for months.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console(stderr=True)
 
 
@@ -28,8 +31,9 @@ def _wire() -> None:
 def simulate_command(
     recipe: Annotated[Path, typer.Argument(help="Recipe folder")],
     scenario: Annotated[list[Path], typer.Option("--scenario", "-s", help="Scenario file(s)")],
-    roundtrip: Annotated[bool, typer.Option(help="JSON round trip of every instance "
-                                                 "between steps")] = False,
+    roundtrip: Annotated[
+        bool, typer.Option(help="JSON round trip of every instance between steps")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No trace lines")] = False,
 ) -> None:
     """Run scenario files against a recipe on a virtual clock; print the trace as JSON lines.

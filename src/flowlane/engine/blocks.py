@@ -26,12 +26,12 @@ from flowlane.engine.events import (
     TaskFinished,
     UpdateObject,
 )
-from flowlane.engine.interpreter import WAIT, Incident, Step
 from flowlane.engine.people import expand, recipients, resolve_assignee
 from flowlane.engine.render import render
 from flowlane.engine.state import Token
+from flowlane.engine.step import WAIT, Incident, Step
 from flowlane.model import process as m
-from flowlane.objects import check_stage_move, coerce_value, validate_record
+from flowlane.objects import check_stage_move, validate_record
 
 Handler = Callable[[Step, Any, Token], object]
 
@@ -131,8 +131,13 @@ def _delay(step: Step, block: m.DelayBlock, token: Token) -> object:
     if block.ask is not None:
         assign = block.ask.assign
         task_id = _open_task(
-            step, token, kind="ask_date", title=block.ask.title or block.name or "Enter a date",
-            text=block.ask.text, assign=assign, options=(),
+            step,
+            token,
+            kind="ask_date",
+            title=block.ask.title or block.name or "Enter a date",
+            text=block.ask.text,
+            assign=assign,
+            options=(),
             fields={"at": {"type": "datetime", "required": True, "label": "Date and time"}},
         )
         token.wait = {"k": "task", "task": task_id}
@@ -184,8 +189,13 @@ def _open_task(
     spec = assign if assign is not None else settings.assign
     answer_by = token.answer.get("by") if token.answer else None
     assignee = resolve_assignee(
-        spec, overlay=step.overlay, object_id=step.state.object_id, answer_by=answer_by,
-        executors=settings.executors, extra_load=step.extra_load, scope=lambda: scope,
+        spec,
+        overlay=step.overlay,
+        object_id=step.state.object_id,
+        answer_by=answer_by,
+        executors=settings.executors,
+        extra_load=step.extra_load,
+        scope=lambda: scope,
     )
     rendered_title = render(title, scope) or token.block
     rendered_text = render(text, scope)
@@ -195,10 +205,20 @@ def _open_task(
         step.extra_load[assignee] = step.extra_load.get(assignee, 0) + 1
     step.emit(
         OpenTask(
-            task_id=task_id, instance_id=step.state.id, process=step.state.process,
-            block=token.block, kind=kind, object_id=step.state.object_id,
-            title=rendered_title, text=rendered_text, assignee=assignee, options=options,
-            fields=fields, workflow=workflow, waits=waits, priority=settings.priority,
+            task_id=task_id,
+            instance_id=step.state.id,
+            process=step.state.process,
+            block=token.block,
+            kind=kind,
+            object_id=step.state.object_id,
+            title=rendered_title,
+            text=rendered_text,
+            assignee=assignee,
+            options=options,
+            fields=fields,
+            workflow=workflow,
+            waits=waits,
+            priority=settings.priority,
             reaction_s=reaction,
         )
     )
@@ -209,8 +229,14 @@ def _open_task(
 def _question(step: Step, block: m.QuestionBlock | m.CallBlock, token: Token) -> object:
     text = block.text if isinstance(block, m.QuestionBlock) else block.script
     task_id = _open_task(
-        step, token, kind=block.type, title=block.title or block.name, text=text,
-        assign=block.assign, options=tuple(block.options), fields=block.fields,
+        step,
+        token,
+        kind=block.type,
+        title=block.title or block.name,
+        text=text,
+        assign=block.assign,
+        options=tuple(block.options),
+        fields=block.fields,
     )
     token.wait = {"k": "task", "task": task_id}
     return WAIT
@@ -219,8 +245,15 @@ def _question(step: Step, block: m.QuestionBlock | m.CallBlock, token: Token) ->
 def _task(step: Step, block: m.TaskBlock, token: Token) -> object:
     workflow = (block.workflow or m.DEFAULT_WORKFLOW).model_dump(by_alias=True)
     task_id = _open_task(
-        step, token, kind="task", title=block.title or block.name, text=block.text,
-        assign=block.assign, options=(), fields=block.fields, workflow=workflow,
+        step,
+        token,
+        kind="task",
+        title=block.title or block.name,
+        text=block.text,
+        assign=block.assign,
+        options=(),
+        fields=block.fields,
+        workflow=workflow,
         waits=block.wait,
     )
     if block.wait:
@@ -237,8 +270,7 @@ def resume_task(step: Step, token: Token, event: TaskAnswered | TaskFinished) ->
         step.log(token.block, "task_finished", task=event.task_id, status=event.status)
         step.move(token, getattr(block, "next", None))
         return
-    step.log(token.block, "task_answered", task=event.task_id, option=event.option,
-             by=event.by)
+    step.log(token.block, "task_answered", task=event.task_id, option=event.option, by=event.by)
     if isinstance(block, m.DelayBlock):
         at = step.to_datetime(event.fields.get("at"), f"field 'at' of {token.block}")
         _wait_until(step, token, at, block.next)
@@ -265,8 +297,14 @@ def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict
         check_stage_move(otype, rec.data.get("stage"), str(changes["stage"]))
     plain = {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in changes.items()}
     try:
-        return validate_record(otype, plain, schema=schema, tz=step.world.tz, partial=True,
-                               current_stage=rec.data.get("stage"))
+        return validate_record(
+            otype,
+            plain,
+            schema=schema,
+            tz=step.world.tz,
+            partial=True,
+            current_stage=rec.data.get("stage"),
+        )
     except FlowlaneError as exc:
         raise Incident(f"{rec.type} {object_id}: {exc}") from exc
 
@@ -374,8 +412,13 @@ def _counter(step: Step, block: m.CounterBlock, token: Token) -> object:
 def _message(step: Step, block: m.MessageBlock, token: Token) -> object:
     if block.confirm:
         task_id = _open_task(
-            step, token, kind="confirm", title=block.title or block.name or "Send the message?",
-            text=_preview(step, block, token), assign=block.assign, options=("send", "skip"),
+            step,
+            token,
+            kind="confirm",
+            title=block.title or block.name or "Send the message?",
+            text=_preview(step, block, token),
+            assign=block.assign,
+            options=("send", "skip"),
             fields={},
         )
         token.wait = {"k": "task", "task": task_id}
@@ -386,7 +429,8 @@ def _message(step: Step, block: m.MessageBlock, token: Token) -> object:
 
 
 def _content(step: Step, block: m.MessageBlock) -> tuple[str, str | None, str | None]:
-    channel, subject, body = block.channel, block.subject, block.body
+    channel: str | None = block.channel
+    subject, body = block.subject, block.body
     if block.template:
         tpl = step.world.template(block.template)
         if tpl is None:
@@ -405,21 +449,25 @@ def _preview(step: Step, block: m.MessageBlock, token: Token) -> str:
 
 def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
     channel, subject, body = _content(step, block)
-    scope = step.scope(token)
+    base = step.scope(token)
     rendered = []
-    for user_id, address in recipients(block.to, overlay=step.overlay,
-                                       object_id=step.state.object_id, channel=channel,
-                                       scope=lambda: scope):
+    for user_id, address in recipients(
+        block.to,
+        overlay=step.overlay,
+        object_id=step.state.object_id,
+        channel=channel,
+        scope=lambda: base,
+    ):
         if address is None:
             step.log(token.block, "message_no_address", user=user_id, channel=channel)
             continue
-        if user_id is not None:
-            scope = {**scope, "recipient": step.overlay.proxy(user_id)}
+        scope = {**base, "recipient": step.overlay.proxy(user_id)}
         rendered.append((user_id, address, render(subject, scope), render(body, scope)))
     for user_id, address, subj, text in rendered:
         mid = step.state.next_id("m")
-        step.emit(SendMessage(mid, step.state.id, token.block, channel, address, user_id,
-                              subj, text))
+        step.emit(
+            SendMessage(mid, step.state.id, token.block, channel, address, user_id, subj, text)
+        )
         step.log(token.block, "message_sent", message=mid, to=address, subject=subj)
 
 
@@ -428,16 +476,21 @@ def _child_vars(step: Step, raw: dict[str, Any], token: Token) -> dict[str, Any]
     return {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in values.items()}
 
 
-def _start_child(step: Step, process: str, object_id: str | None, vars_: dict[str, Any],
-                 token: Token) -> str:
+def _start_child(
+    step: Step, process: str, object_id: str | None, vars_: dict[str, Any], token: Token
+) -> str:
     if step.world.definition(process) is None:
         raise Incident(f"process {process!r} is not deployed")
     child_id = step.state.next_id("c")
-    settings_from = step.state.process if step.defn.spec.task is not None else (
-        (step.state.parent or {}).get("settings") or step.state.process)
+    settings_from = (
+        step.state.process
+        if step.defn.spec.task is not None
+        else ((step.state.parent or {}).get("settings") or step.state.process)
+    )
     step.state.children.append(child_id)
-    step.emit(StartChild(child_id, process, object_id, vars_, step.state.id, token.id,
-                         settings_from))
+    step.emit(
+        StartChild(child_id, process, object_id, vars_, step.state.id, token.id, settings_from)
+    )
     step.log(token.block, "child_started", child=child_id, process=process, object=object_id)
     return child_id
 
@@ -460,8 +513,9 @@ def resume_child(step: Step, token: Token, event: ChildEnded) -> None:
             step.move(token, block.next)
         return
     assert isinstance(block, m.SubprocessBlock)
-    step.log(token.block, "child_ended", child=event.child_id, result=event.result,
-             outcome=event.outcome)
+    step.log(
+        token.block, "child_ended", child=event.child_id, result=event.result, outcome=event.outcome
+    )
     if event.result is not None and event.result in block.exits:
         step.move(token, block.exits[event.result])
     elif event.result is not None and not block.exits:

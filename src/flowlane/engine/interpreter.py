@@ -8,242 +8,34 @@ mutates its inputs, never reads the clock and never draws random numbers.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable
 from typing import Any
 
-from flowlane.core.duration import parse_duration
 from flowlane.core.errors import FlowlaneError
-from flowlane.engine.context import Ctx, Overlay
+from flowlane.engine.blocks import (
+    HANDLERS,
+    resume_child,
+    resume_condition,
+    resume_task,
+    resume_timer,
+)
+from flowlane.engine.context import Ctx
 from flowlane.engine.events import (
-    CancelChild,
-    CancelTimer,
     ChildEnded,
-    CloseTask,
-    Command,
     Decision,
     Event,
     InstanceCancelled,
     InstanceStarted,
-    NotifyParent,
     ObjectChanged,
     RaiseIncident,
     Retried,
-    ScheduleTimer,
-    Subscribe,
     TaskAnswered,
     TaskFinished,
     TimerFired,
-    TraceEntry,
 )
 from flowlane.engine.state import InstanceState, Token
-from flowlane.expr import compile_expression
+from flowlane.engine.step import WAIT, Incident, Step
 from flowlane.model.definition import Definition
-from flowlane.model.process import TaskSettings
-
-WAIT = object()
-"""Returned by a block handler when its token has come to wait."""
-
-
-class Incident(FlowlaneError):
-    """A block cannot go on; the instance stops with this text until retried."""
-
-    code = "incident"
-
-
-class Step:
-    """The working state of one :func:`decide` call."""
-
-    def __init__(self, definition: Definition, state: InstanceState, ctx: Ctx) -> None:
-        self.defn = definition
-        self.state = state
-        self.ctx = ctx
-        self.world = ctx.world
-        self.overlay = Overlay(ctx.world)
-        self.commands: list[Command] = []
-        self.trace: list[TraceEntry] = []
-        self.transient: dict[str, Any] = {}
-        self.queue: list[Token] = []
-        self.executed: list[str] = []
-        self.extra_load: dict[str, int] = {}
-        self.ended = False
-        self.subscriptions_dirty = False
-
-    # ---- helpers used by block handlers ----------------------------------------------
-
-    def log(self, block: str | None, event: str, **details: Any) -> None:
-        self.trace.append(
-            TraceEntry(self.state.id, self.state.process, block, event, details)
-        )
-
-    def emit(self, command: Command) -> None:
-        self.commands.append(command)
-
-    def settings(self) -> TaskSettings:
-        """This process's ``task:`` settings, else those of the process that started it."""
-        if self.defn.spec.task is not None:
-            return self.defn.spec.task
-        inherited = (self.state.parent or {}).get("settings")
-        if inherited:
-            parent = self.world.definition(inherited)
-            if parent is not None and parent.spec.task is not None:
-                return parent.spec.task
-        return TaskSettings()
-
-    def scope(self, token: Token | None = None) -> dict[str, Any]:
-        """Names in scope for expressions and templates."""
-        vars_ = self.state.vars
-        if self.transient:
-            vars_ = {**vars_, **self.transient}
-        answer = None
-        if token is not None and token.answer is not None:
-            a = token.answer
-            answer = {"option": a.get("option"), "fields": a.get("fields") or {},
-                      "by": self.overlay.proxy(a.get("by"))}
-        return {
-            "object": self.overlay.proxy(self.state.object_id),
-            "vars": vars_,
-            "counters": self.state.counters,
-            "answer": answer,
-            "now": self.ctx.now.astimezone(self.world.tz),
-        }
-
-    def evaluate(self, source: str, token: Token | None) -> Any:
-        return compile_expression(source).evaluate(self.scope(token))
-
-    def value(self, raw: Any, token: Token | None) -> Any:
-        """A parameter value: ``"=expr"`` is evaluated, anything else is a literal."""
-        if isinstance(raw, str) and raw.startswith("="):
-            return self.evaluate(raw[1:], token)
-        if isinstance(raw, dict):
-            return {k: self.value(v, token) for k, v in raw.items()}
-        if isinstance(raw, list):
-            return [self.value(v, token) for v in raw]
-        return raw
-
-    def schedule(self, due_at: datetime) -> str:
-        timer_id = self.state.next_id("j")
-        self.emit(ScheduleTimer(timer_id, self.state.id, due_at))
-        return timer_id
-
-    def derived_secret(self, label: str, length: int) -> str:
-        """A password derived from the account secret and this instance's next id."""
-        alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-        digest = hmac.new(
-            self.world.secret, self.state.next_id(label).encode(), hashlib.sha256
-        ).digest()
-        return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
-
-    def to_datetime(self, value: Any, what: str) -> datetime:
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=self.world.tz)
-        if isinstance(value, date):
-            return datetime.combine(value, time(0), tzinfo=self.world.tz)
-        if isinstance(value, str):
-            try:
-                return self.to_datetime(datetime.fromisoformat(value), what)
-            except ValueError:
-                pass
-        raise Incident(f"{what} is not a date-time: {value!r}")
-
-    # ---- token movement ----------------------------------------------------------------
-
-    def spawn(self, block: str | None, *, came_from: str | None, answer: Any) -> None:
-        if block is None:
-            self.log(came_from, "branch_ended")
-            return
-        self.state.seq += 1
-        tok = Token(self.state.seq, block, came_from, None, answer)
-        self.state.tokens.append(tok)
-        self.queue.append(tok)
-
-    def move(self, token: Token, target: str | None) -> None:
-        """Send ``token`` along an exit; ``None`` ends this branch only."""
-        if target is None:
-            self.log(token.block, "branch_ended")
-            self.drop(token)
-            return
-        token.came_from = token.block
-        token.block = target
-        token.wait = None
-        self.queue.append(token)
-
-    def drop(self, token: Token) -> None:
-        if token in self.state.tokens:
-            self.state.tokens.remove(token)
-
-    def run(self) -> None:
-        from flowlane.engine.blocks import HANDLERS
-
-        limit = self.defn.spec.loop_limit
-        while self.queue and not self.ended:
-            token = self.queue.pop(0)
-            if token not in self.state.tokens or token.wait is not None:
-                continue
-            block = self.defn.spec.blocks.get(token.block)
-            if block is None:
-                raise Incident(f"block {token.block!r} does not exist in version "
-                               f"{self.defn.version}")
-            self.executed.append(token.block)
-            if len(self.executed) > limit:
-                seen: list[str] = []
-                for b in self.executed[-limit:]:
-                    if b not in seen:
-                        seen.append(b)
-                raise Incident(f"loop without a wait: {', '.join(seen)}")
-            self.log(token.block, "entered", type=block.type)
-            outcome = HANDLERS[block.type](self, block, token)
-            if outcome is WAIT:
-                self.executed.clear()
-
-    # ---- ending --------------------------------------------------------------------------
-
-    def release(self, token: Token) -> None:
-        """Cancel what a waiting token holds: its timer, its task, its children."""
-        w = token.wait or {}
-        if w.get("timer"):
-            self.emit(CancelTimer(w["timer"]))
-        if w.get("task"):
-            self.emit(CloseTask(w["task"]))
-        for child in [*w.get("children", []), *([w["child"]] if w.get("child") else [])]:
-            if child in self.state.children:
-                self.emit(CancelChild(child))
-                self.state.children.remove(child)
-        if w.get("k") == "cond":
-            self.subscriptions_dirty = True
-
-    def finish(self, status: str, outcome: str | None, result: str | None) -> None:
-        for tok in list(self.state.tokens):
-            self.release(tok)
-        for child in self.state.children:
-            self.emit(CancelChild(child))
-        self.state.children = []
-        self.state.tokens = []
-        self.queue.clear()
-        self.state.status = status
-        self.state.outcome = outcome
-        self.state.result = result
-        self.state.ended_at = self.ctx.now
-        self.ended = True
-        self.subscriptions_dirty = True
-        self.log(None, "instance_" + status, outcome=outcome, result=result)
-        parent = self.state.parent
-        if parent and status == "ended":
-            self.emit(NotifyParent(parent["id"], self.state.id, outcome, result))
-
-    def finish_if_empty(self) -> None:
-        if not self.ended and self.state.status == "running" and not self.state.tokens:
-            self.finish("ended", "neutral", None)
-
-    def sync_subscriptions(self) -> None:
-        if not self.subscriptions_dirty:
-            return
-        ids: set[str] = set()
-        for tok in self.state.tokens:
-            if tok.wait and tok.wait.get("k") == "cond":
-                ids.update(tok.wait.get("objs", []))
-        self.emit(Subscribe(self.state.id, tuple(sorted(ids))))
 
 
 def _find(state: InstanceState, key: str, value: str) -> Token | None:
@@ -254,42 +46,82 @@ def _find(state: InstanceState, key: str, value: str) -> Token | None:
     return None
 
 
-def _on_event(step: Step, event: Event) -> None:
-    from flowlane.engine.blocks import resume_child, resume_condition, resume_task, resume_timer
+def _run(step: Step) -> None:
+    """Move queued tokens until each waits or ends; the loop guard stops endless cycles."""
+    limit = step.defn.spec.loop_limit
+    while step.queue and not step.ended:
+        token = step.queue.pop(0)
+        if token not in step.state.tokens or token.wait is not None:
+            continue
+        block = step.defn.spec.blocks.get(token.block)
+        if block is None:
+            raise Incident(f"block {token.block!r} does not exist in version {step.defn.version}")
+        step.executed.append(token.block)
+        if len(step.executed) > limit:
+            seen: list[str] = []
+            for b in step.executed[-limit:]:
+                if b not in seen:
+                    seen.append(b)
+            raise Incident(f"loop without a wait: {', '.join(seen)}")
+        step.log(token.block, "entered", type=block.type)
+        if HANDLERS[block.type](step, block, token) is WAIT:
+            step.executed.clear()
 
-    state = step.state
-    if isinstance(event, InstanceStarted):
-        state.vars.update(event.vars)
-        state.started_at = step.ctx.now
-        step.log(None, "instance_started", vars=sorted(event.vars))
-        step.spawn(step.defn.start_block(), came_from=None, answer=None)
-    elif isinstance(event, TaskAnswered | TaskFinished):
-        tok = _find(state, "task", event.task_id)
-        if tok is not None:
-            resume_task(step, tok, event)
-    elif isinstance(event, TimerFired):
-        tok = _find(state, "timer", event.timer_id)
-        if tok is not None:
-            resume_timer(step, tok)
-    elif isinstance(event, ObjectChanged):
-        for tok in list(state.tokens):
-            if tok.wait and tok.wait.get("k") == "cond":
-                resume_condition(step, tok)
-    elif isinstance(event, ChildEnded):
-        tok = _find(state, "child", event.child_id)
-        if event.child_id in state.children:
-            state.children.remove(event.child_id)
-        if tok is not None:
-            resume_child(step, tok, event)
-    elif isinstance(event, InstanceCancelled):
-        step.finish("cancelled", "cancelled", None)
-    elif isinstance(event, Retried):
-        state.status = "running"
-        state.incident = None
-        step.log(None, "retried")
-        for tok in state.tokens:
-            if tok.wait is None:
-                step.queue.append(tok)
+
+def _started(step: Step, event: InstanceStarted) -> None:
+    step.state.vars.update(event.vars)
+    step.state.started_at = step.ctx.now
+    step.log(None, "instance_started", vars=sorted(event.vars))
+    step.spawn(step.defn.start_block(), came_from=None, answer=None)
+
+
+def _task_done(step: Step, event: TaskAnswered | TaskFinished) -> None:
+    tok = _find(step.state, "task", event.task_id)
+    if tok is not None:
+        resume_task(step, tok, event)
+
+
+def _timer(step: Step, event: TimerFired) -> None:
+    tok = _find(step.state, "timer", event.timer_id)
+    if tok is not None:
+        resume_timer(step, tok)
+
+
+def _changed(step: Step, event: ObjectChanged) -> None:
+    for tok in list(step.state.tokens):
+        if tok.wait and tok.wait.get("k") == "cond":
+            resume_condition(step, tok)
+
+
+def _child(step: Step, event: ChildEnded) -> None:
+    tok = _find(step.state, "child", event.child_id)
+    if event.child_id in step.state.children:
+        step.state.children.remove(event.child_id)
+    if tok is not None:
+        resume_child(step, tok, event)
+
+
+def _cancelled(step: Step, event: InstanceCancelled) -> None:
+    step.finish("cancelled", "cancelled", None)
+
+
+def _retried(step: Step, event: Retried) -> None:
+    step.state.status = "running"
+    step.state.incident = None
+    step.log(None, "retried")
+    step.queue.extend(tok for tok in step.state.tokens if tok.wait is None)
+
+
+EVENT_HANDLERS: dict[type, Callable[[Step, Any], None]] = {
+    InstanceStarted: _started,
+    TaskAnswered: _task_done,
+    TaskFinished: _task_done,
+    TimerFired: _timer,
+    ObjectChanged: _changed,
+    ChildEnded: _child,
+    InstanceCancelled: _cancelled,
+    Retried: _retried,
+}
 
 
 def decide(definition: Definition, state: InstanceState, event: Event, ctx: Ctx) -> Decision:
@@ -302,8 +134,8 @@ def decide(definition: Definition, state: InstanceState, event: Event, ctx: Ctx)
     if not accepts:
         return Decision(new, [], [])
     try:
-        _on_event(step, event)
-        step.run()
+        EVENT_HANDLERS[type(event)](step, event)
+        _run(step)
         step.finish_if_empty()
     except FlowlaneError as exc:
         _incident(step, str(exc))
@@ -325,7 +157,3 @@ def _incident(step: Step, message: str) -> None:
     step.queue.clear()
     step.log(block, "incident", message=message)
     step.emit(RaiseIncident(state.id, block, message))
-
-
-def due_after(now: datetime, duration: str | timedelta) -> datetime:
-    return now + parse_duration(duration)

@@ -116,7 +116,7 @@ def decode_value(value: Any) -> Any:
     """Inverse of :func:`encode_value`."""
     if isinstance(value, dict):
         if len(value) == 1:
-            (k, v), = value.items()
+            ((k, v),) = value.items()
             if k == "$dt":
                 return datetime.fromisoformat(v)
             if k == "$d":
@@ -191,8 +191,7 @@ def from_dict(data: dict[str, Any]) -> InstanceState:
         vars=decode_value(d.get("vars", {})),
         counters=dict(d.get("c", {})),
         tokens=[
-            Token(t["id"], t["b"], t.get("f"), t.get("w"), decode_value(t.get("a")))
-            for t in d["t"]
+            Token(t["id"], t["b"], t.get("f"), t.get("w"), decode_value(t.get("a"))) for t in d["t"]
         ],
         seq=d["seq"],
         parent=d.get("par"),

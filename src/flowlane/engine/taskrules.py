@@ -13,8 +13,9 @@ from flowlane.core.errors import Refused
 STAFF_ADMIN_ROLES = frozenset({"admin", "owner"})
 
 
-def _matches(selector: str, user_id: str, *, assignee: str | None,
-             users_of: Callable[[str], Sequence[str]]) -> bool:
+def _matches(
+    selector: str, user_id: str, *, assignee: str | None, users_of: Callable[[str], Sequence[str]]
+) -> bool:
     if selector == "assignee":
         return assignee is not None and assignee == user_id
     if selector.startswith("user:"):
@@ -60,8 +61,10 @@ def check_transition(
     No role bypasses a workflow: only the transition's ``by`` counts.
     """
     if target not in workflow.get("statuses", []):
-        raise Refused(f"status {target!r} does not exist (statuses: "
-                      f"{', '.join(workflow.get('statuses', []))})")
+        raise Refused(
+            f"status {target!r} does not exist (statuses: "
+            f"{', '.join(workflow.get('statuses', []))})"
+        )
     candidates = []
     for tr in workflow.get("transitions", []):
         sources = tr["from"] if isinstance(tr["from"], list) else [tr["from"]]
@@ -77,7 +80,8 @@ def check_transition(
             allowed.append(tr)
     if not allowed:
         whom = ", ".join(str(tr.get("by", "assignee")) for tr in candidates)
-        raise Refused(f"{user_id} may not move the task from {current!r} to {target!r} "
-                      f"(allowed: {whom})")
+        raise Refused(
+            f"{user_id} may not move the task from {current!r} to {target!r} (allowed: {whom})"
+        )
     if all(tr.get("comment") == "required" for tr in allowed) and not (comment or "").strip():
         raise Refused(f"a comment is required to move the task from {current!r} to {target!r}")

@@ -118,6 +118,7 @@ def _parse_wrapped(source: str) -> ast.Expression:
 
 
 def _syntax_message(source: str, exc: SyntaxError) -> str:
+    """A syntax error's message with its position in the user's text (not the wrapper)."""
     lines = source.count("\n") + 1
     line = (exc.lineno or 0) - 1
     what = exc.msg or "invalid syntax"
@@ -130,6 +131,7 @@ def _syntax_message(source: str, exc: SyntaxError) -> str:
 
 
 def _describe(node: ast.AST) -> str:
+    """Source-like text of ``node`` for messages."""
     try:
         return ast.unparse(node)
     except Exception:  # pragma: no cover - unparse handles every parsed node
@@ -137,6 +139,7 @@ def _describe(node: ast.AST) -> str:
 
 
 def _refusal(node: ast.AST) -> str:
+    """The message refusing a construct that has no handler."""
     message = _REFUSED.get(type(node))
     if message is not None:
         return message
@@ -156,18 +159,22 @@ def _constant_number(node: ast.expr) -> Any:
 
 
 def _is_sequence_literal(node: ast.expr) -> bool:
+    """Whether ``node`` is a list, tuple or text literal (repetition candidates)."""
     return isinstance(node, ast.List | ast.Tuple) or _is_text_literal(node)
 
 
 def _is_singleton(node: ast.expr) -> bool:
+    """Whether ``node`` is ``None``, ``True`` or ``False``."""
     return isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, bool))
 
 
 def _is_text_literal(node: ast.expr) -> bool:
+    """Whether ``node`` is a text literal."""
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
 def _is_literal(node: ast.expr) -> bool:
+    """Whether ``node`` is a literal Python may fold into a constant (``is`` warns on those)."""
     literals = ast.Constant | ast.List | ast.Tuple | ast.Set | ast.Dict
     return isinstance(node, literals) or _constant_number(node) is not None
 

@@ -118,10 +118,12 @@ class Expression:
 
 
 def _load(name: str) -> ast.Name:
+    """The AST of reading the variable ``name``."""
     return ast.Name(id=name, ctx=ast.Load())
 
 
 def _helper(name: str, *args: ast.expr) -> ast.Call:
+    """The AST of calling the injected helper ``name`` with positional ``args``."""
     return ast.Call(func=_load(name), args=list(args), keywords=[])
 
 
@@ -194,12 +196,14 @@ class _Rewriter(ast.NodeTransformer):
 
     @staticmethod
     def _pair(op: ast.cmpop, left: ast.expr, right: ast.expr) -> ast.expr:
+        """One comparison: native for ``is``/``is not``, else a None-safe helper call."""
         if isinstance(op, ast.Is | ast.IsNot):
             return ast.Compare(left=left, ops=[op], comparators=[right])
         return _helper(_COMPARE_HELPERS[type(op)], left, right)
 
 
 def _build(tree: ast.Expression, names: frozenset[str], source: str) -> Callable[..., Any]:
+    """Compile a checked tree into ``f(scope)``, binding each of ``names`` from the scope."""
     body = _Rewriter().visit(tree.body)
     statements: list[ast.stmt] = [
         ast.Assign(
@@ -238,6 +242,7 @@ def _build(tree: ast.Expression, names: frozenset[str], source: str) -> Callable
 
 @functools.lru_cache(maxsize=4096)
 def _compile_cached(source: str, names: frozenset[str]) -> Expression:
+    """Check and compile once per ``(source, names)``; failures are not cached."""
     checked = parse(source, names)
     run = _build(checked.tree, checked.names & names, source)
     return Expression(source, checked.names, checked.paths, run)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from flowlane.core.errors import ExpressionError
@@ -32,6 +33,7 @@ MAX_REPEAT_ITEMS = 100_000
 MAX_POWER_EXPONENT = 100
 MAX_POWER_DIGITS = 100
 MAX_ROUND_DIGITS = 100
+MAX_TEXT_LENGTH = 1_000_000
 
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
 _DATE_ATTRIBUTES = frozenset({"year", "month", "day", "weekday"})
@@ -116,6 +118,7 @@ def get_item(obj: Any, key: Any) -> Any:
 
 
 def _midnight(day: date, like: datetime) -> datetime:
+    """Midnight at the start of ``day`` in the time zone of ``like``."""
     return datetime.combine(day, time(), tzinfo=like.tzinfo)
 
 
@@ -131,6 +134,7 @@ def _aligned(a: Any, b: Any) -> tuple[Any, Any] | None:
 
 
 def _retry_aligned(op: Callable[[Any, Any], Any], a: Any, b: Any, default: Any) -> Any:
+    """``op(a, b)`` once a date is aligned with a datetime; ``default`` if that fails too."""
     pair = _aligned(a, b)
     if pair is None:
         return default
@@ -157,6 +161,7 @@ def subtract(a: Any, b: Any) -> Any:
 
 
 def _check_repeat(sequence: Any, times: Any) -> None:
+    """Raise :class:`ExpressionError` if ``sequence * times`` exceeds ``MAX_REPEAT_ITEMS``."""
     try:
         count = operator.index(times)
     except TypeError:
@@ -204,6 +209,7 @@ def modulo(a: Any, b: Any) -> Any:
 
 
 def _log10(value: Any) -> float:
+    """``log10(value)``; infinity when it cannot be computed (treated as huge)."""
     try:
         return math.log10(value)
     except (TypeError, ValueError, OverflowError):
@@ -340,6 +346,8 @@ def fn_len(value: Any) -> Any:
 
 
 def _extreme(pick: Callable[[list[Any]], Any], args: tuple[Any, ...]) -> Any:
+    """``pick`` over the arguments, or over the items of a single non-text, non-mapping
+    iterable argument, ignoring ``None``; ``None`` when empty or not comparable."""
     values: Iterable[Any] = args
     if len(args) == 1:
         only = args[0]
@@ -384,12 +392,39 @@ def fn_round(value: Any, digits: Any = None) -> Any:
         return None
 
 
+def _text_size(value: Any, budget: int) -> int:
+    """A rough upper estimate of ``len(str(value))``, stopping once above ``budget``."""
+    if isinstance(value, str):
+        return len(value) + 4
+    if isinstance(value, int):
+        return value.bit_length() // 3 + 3
+    items: Iterable[Any]
+    if isinstance(value, Mapping):
+        items = (part for pair in value.items() for part in pair)
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = value
+    else:
+        return 64
+    size = 2
+    for item in items:
+        size += _text_size(item, budget - size)
+        if size > budget:
+            break
+    return size
+
+
 def fn_str(value: Any) -> str | None:
-    """Text of a value; ``None`` stays ``None``; dates and times as ISO 8601."""
+    """Text of a value; ``None`` stays ``None``; dates and times as ISO 8601.
+
+    Raises :class:`ExpressionError` when the text of a collection would be longer than
+    ``MAX_TEXT_LENGTH`` characters.
+    """
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, date | time):
         return value.isoformat()
+    if _text_size(value, MAX_TEXT_LENGTH) > MAX_TEXT_LENGTH:
+        raise ExpressionError(f"text would be longer than {MAX_TEXT_LENGTH} characters")
     try:
         return str(value)
     except ValueError:  # e.g. an int beyond the interpreter's digit limit
@@ -434,6 +469,7 @@ def fn_bool(value: Any) -> bool:
 
 
 def _duration(amount: Any, unit: str) -> timedelta | None:
+    """``timedelta(unit=amount)`` for a number; ``None`` for anything else or overflow."""
     if isinstance(amount, Decimal | Fraction):
         amount = float(amount)
     if not isinstance(amount, int | float):
@@ -460,6 +496,7 @@ def fn_minutes(amount: Any) -> timedelta | None:
 
 
 def _parse_date(text: str) -> date | None:
+    """The date of an ISO 8601 date or datetime text; ``None`` when it is neither."""
     text = text.strip()
     try:
         return date.fromisoformat(text)
@@ -502,22 +539,24 @@ def fn_today(scope: Mapping[str, Any]) -> date | None:
     return None
 
 
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": fn_len,
-    "min": fn_min,
-    "max": fn_max,
-    "abs": fn_abs,
-    "round": fn_round,
-    "lower": fn_lower,
-    "upper": fn_upper,
-    "today": fn_today,
-    "days": fn_days,
-    "hours": fn_hours,
-    "minutes": fn_minutes,
-    "date": fn_date,
-    "str": fn_str,
-    "int": fn_int,
-    "float": fn_float,
-    "bool": fn_bool,
-}
+FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {
+        "len": fn_len,
+        "min": fn_min,
+        "max": fn_max,
+        "abs": fn_abs,
+        "round": fn_round,
+        "lower": fn_lower,
+        "upper": fn_upper,
+        "today": fn_today,
+        "days": fn_days,
+        "hours": fn_hours,
+        "minutes": fn_minutes,
+        "date": fn_date,
+        "str": fn_str,
+        "int": fn_int,
+        "float": fn_float,
+        "bool": fn_bool,
+    }
+)
 """The functions an expression may call, by the bare name it calls them with."""

@@ -46,9 +46,7 @@ class Definition:
     def results(self) -> set[str]:
         """The ``result`` names of this process's end blocks (what a parent routes on)."""
         return {
-            b.result
-            for b in self.spec.blocks.values()
-            if b.type == "end" and b.result is not None
+            b.result for b in self.spec.blocks.values() if b.type == "end" and b.result is not None
         }
 
 

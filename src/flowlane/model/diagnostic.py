@@ -53,8 +53,23 @@ def from_pydantic(exc: PydanticError, *, file: str, blocks_key: str = "blocks") 
 
 
 _BLOCK_TAGS = set(
-    "start end fork join condition wait_for delay question call task operation counter "
-    "message subprocess for_each".split()
+    [
+        "start",
+        "end",
+        "fork",
+        "join",
+        "condition",
+        "wait_for",
+        "delay",
+        "question",
+        "call",
+        "task",
+        "operation",
+        "counter",
+        "message",
+        "subprocess",
+        "for_each",
+    ]
 )
 
 

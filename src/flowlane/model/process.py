@@ -241,10 +241,23 @@ Block = Annotated[
     Field(discriminator="type"),
 ]
 
-BLOCK_TYPES = (
-    "start end fork join condition wait_for delay question call task operation counter "
-    "message subprocess for_each"
-).split()
+BLOCK_TYPES = [
+    "start",
+    "end",
+    "fork",
+    "join",
+    "condition",
+    "wait_for",
+    "delay",
+    "question",
+    "call",
+    "task",
+    "operation",
+    "counter",
+    "message",
+    "subprocess",
+    "for_each",
+]
 
 WAITING_TYPES = frozenset(
     {"wait_for", "delay", "question", "call", "subprocess", "for_each", "join"}

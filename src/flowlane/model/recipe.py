@@ -61,62 +61,97 @@ def load_process_file(path: Path) -> tuple[ProcessFile | None, list[Diagnostic]]
     try:
         data = load_file(path)
     except ValidationError as exc:
-        return None, [Diagnostic(str(path), "", _strip(str(exc), str(path)))]
+        return None, [file_problem(path, exc)]
     return parse_process(data, source=str(path))
 
 
-def _strip(message: str, source: str) -> str:
-    return message[len(source) + 2:] if message.startswith(source + ":") else message
+def file_problem(path: Path | str, exc: ValidationError) -> Diagnostic:
+    """A file-level problem located at its line when the parser knows it."""
+    line = exc.fields.get("line")
+    return Diagnostic(str(path), str(line) if line else "", exc.fields.get("problem", str(exc)))
 
 
-def load_recipe(root: Path | str) -> Recipe:
-    """Load every file of a recipe folder, collecting problems instead of stopping."""
-    root = Path(root)
-    recipe = Recipe(root=root, meta=None, schema=None)
-    meta_path = root / "recipe.yaml"
-    if meta_path.exists():
-        try:
-            recipe.meta = RecipeFile.model_validate(load_file(meta_path))
-        except PydanticError as exc:
-            recipe.problems += from_pydantic(exc, file=str(meta_path))
-        except ValidationError as exc:
-            recipe.problems.append(Diagnostic(str(meta_path), "", _strip(str(exc),
-                                                                         str(meta_path))))
-    objects_path = root / "objects.yaml"
+def _schema_problems(source: str, exc: FlowlaneError) -> list[Diagnostic]:
+    """``build_schema`` reports lines ``source:type.field: problem``; locate each."""
+    out = []
+    for line in exc.fields.get("problems") or str(exc).splitlines():
+        text = line[len(source) + 1 :] if line.startswith(source + ":") else line
+        where, sep, problem = text.partition(": ")
+        out.append(Diagnostic(source, where, problem) if sep else Diagnostic(source, "", text))
+    return out
+
+
+def _load_meta(recipe: Recipe) -> None:
+    meta_path = recipe.root / "recipe.yaml"
+    if not meta_path.exists():
+        return
+    try:
+        recipe.meta = RecipeFile.model_validate(load_file(meta_path))
+    except PydanticError as exc:
+        recipe.problems += from_pydantic(exc, file=str(meta_path))
+    except ValidationError as exc:
+        recipe.problems.append(file_problem(meta_path, exc))
+
+
+def _load_schema(recipe: Recipe) -> None:
+    objects_path = recipe.root / "objects.yaml"
     try:
         data = load_file(objects_path) if objects_path.exists() else None
+    except ValidationError as exc:
+        recipe.problems.append(file_problem(objects_path, exc))
+        return
+    try:
         recipe.schema = build_schema(data, source=str(objects_path))
     except FlowlaneError as exc:
-        for line in str(exc).splitlines():
-            recipe.problems.append(Diagnostic(str(objects_path), "", _strip(line,
-                                                                            str(objects_path))))
-    for path in sorted((root / "processes").glob("*.y*ml")) + sorted(
-        (root / "processes").glob("*.json")
-    ):
-        try:
-            raw = load_file(path)
-        except ValidationError as exc:
-            recipe.problems.append(Diagnostic(str(path), "", _strip(str(exc), str(path))))
-            continue
-        spec, problems = parse_process(raw, source=str(path))
-        recipe.problems += problems
-        if spec is not None:
-            if spec.key in recipe.processes:
-                recipe.problems.append(Diagnostic(str(path), "", f"process key {spec.key!r} "
-                                                  f"is used by {recipe.sources[spec.key]} too"))
-                continue
-            recipe.processes[spec.key] = spec
-            recipe.sources[spec.key] = str(path)
-            recipe.raw[spec.key] = raw
-    for path in sorted((root / "templates").glob("*")):
+        recipe.problems += _schema_problems(str(objects_path), exc)
+
+
+def _load_process(recipe: Recipe, path: Path) -> None:
+    try:
+        raw = load_file(path)
+    except ValidationError as exc:
+        recipe.problems.append(file_problem(path, exc))
+        return
+    spec, problems = parse_process(raw, source=str(path))
+    recipe.problems += problems
+    if spec is None:
+        return
+    if spec.key in recipe.processes:
+        recipe.problems.append(
+            Diagnostic(
+                str(path), "", f"process key {spec.key!r} is used by {recipe.sources[spec.key]} too"
+            )
+        )
+        return
+    recipe.processes[spec.key] = spec
+    recipe.sources[spec.key] = str(path)
+    recipe.raw[spec.key] = raw
+
+
+def _load_extras(recipe: Recipe) -> None:
+    for path in sorted((recipe.root / "templates").glob("*")):
         if path.is_file():
             try:
                 recipe.templates[path.stem] = load_template(path)
             except ValidationError as exc:
-                recipe.problems.append(Diagnostic(str(path), "", _strip(str(exc), str(path))))
-    for path in sorted((root / "forms").glob("*.y*ml")):
+                recipe.problems.append(file_problem(path, exc))
+    for path in sorted((recipe.root / "forms").glob("*.y*ml")):
         try:
             recipe.forms[path.stem] = load_file(path)
         except ValidationError as exc:
-            recipe.problems.append(Diagnostic(str(path), "", _strip(str(exc), str(path))))
+            recipe.problems.append(file_problem(path, exc))
+
+
+def load_recipe(root: Path | str) -> Recipe:
+    """Load every file of a recipe folder, collecting problems instead of stopping."""
+    recipe = Recipe(root=Path(root), meta=None, schema=None)
+    if not recipe.root.is_dir():
+        recipe.problems.append(Diagnostic(str(root), "", "not a recipe folder"))
+        return recipe
+    _load_meta(recipe)
+    _load_schema(recipe)
+    folder = recipe.root / "processes"
+    for path in sorted([*folder.glob("*.y*ml"), *folder.glob("*.json")]):
+        _load_process(recipe, path)
+    _load_extras(recipe)
     return recipe

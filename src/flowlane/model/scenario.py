@@ -232,8 +232,7 @@ class Step(_Strict):
             return self
         if len(given) != 1:
             names = ", ".join(given) if given else "none"
-            raise ValueError(f"a step has exactly one of {', '.join(STEP_MODELS)} (found: "
-                             f"{names})")
+            raise ValueError(f"a step has exactly one of {', '.join(STEP_MODELS)} (found: {names})")
         return self
 
     @property

@@ -22,6 +22,7 @@ class Template:
 def parse_template(text: str, *, name: str, source: str) -> Template:
     """Split ``---`` front matter from the body; unknown front-matter keys are errors."""
     meta: dict[str, object] = {}
+    text = text.lstrip("\ufeff\n ")
     body = text
     if text.startswith("---"):
         parts = text.split("\n---", 1)

@@ -22,9 +22,7 @@ class _TextTimestamps(SafeConstructor):
     """Safe constructor that leaves timestamps as their text."""
 
 
-_TextTimestamps.add_constructor(
-    "tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str
-)
+_TextTimestamps.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
 
 
 def _yaml() -> YAML:
@@ -50,7 +48,10 @@ def parse_text(text: str, *, source: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValidationError(
-                f"{source}:{exc.lineno}: invalid JSON: {exc.msg}", file=source
+                f"{source}:{exc.lineno}: invalid JSON: {exc.msg}",
+                file=source,
+                line=exc.lineno,
+                problem=f"invalid JSON: {exc.msg}",
             ) from exc
     try:
         return _plain(_yaml().load(text))
@@ -58,7 +59,12 @@ def parse_text(text: str, *, source: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValidationError(f"{source}{where}: invalid YAML: {problem}", file=source) from exc
+        raise ValidationError(
+            f"{source}{where}: invalid YAML: {problem}",
+            file=source,
+            line=mark.line + 1 if mark is not None else None,
+            problem=f"invalid YAML: {problem}",
+        ) from exc
 
 
 def load_file(path: Path | str) -> Any:
@@ -67,7 +73,9 @@ def load_file(path: Path | str) -> Any:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValidationError(f"{p}: cannot read: {exc.strerror}", file=str(p)) from exc
+        raise ValidationError(
+            f"{p}: cannot read: {exc.strerror}", file=str(p), problem=f"cannot read: {exc.strerror}"
+        ) from exc
     return parse_text(text, source=str(p))
 
 
@@ -77,7 +85,6 @@ def dump_yaml(data: Any) -> str:
 
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = False
-    y.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
     buf = io.StringIO()
     y.dump(data, buf)
     return buf.getvalue()

@@ -43,8 +43,13 @@ def match_all(expected: Sequence[M], actual: Sequence[T], fits: Callable[[M, T],
 
 
 def _task_fits(m: sc.TaskMatch, t: TaskRecord) -> bool:
-    pairs = [(m.block, t.block), (m.object, t.object_id), (m.assignee, t.assignee),
-             (m.process, t.process), (m.status, t.status)]
+    pairs = [
+        (m.block, t.block),
+        (m.object, t.object_id),
+        (m.assignee, t.assignee),
+        (m.process, t.process),
+        (m.status, t.status),
+    ]
     return all(want is None or want == got for want, got in pairs)
 
 
@@ -81,10 +86,17 @@ def same_value(want: Any, got: Any, tz: Any) -> bool:
 
 def check_expect(sim: Simulation, e: sc.Expect, where: str) -> None:
     checks: list[tuple[str, Callable[[Simulation, Any], str | None]]] = [
-        ("open_tasks", _open_tasks), ("ended", _ended), ("running", _running),
-        ("object", _object), ("messages", _messages), ("message_count", _message_count),
-        ("notifications", _notifications), ("counters", _counters),
-        ("tasks_created", _tasks_created), ("incident", _incident), ("refused", _refused),
+        ("open_tasks", _open_tasks),
+        ("ended", _ended),
+        ("running", _running),
+        ("object", _object),
+        ("messages", _messages),
+        ("message_count", _message_count),
+        ("notifications", _notifications),
+        ("counters", _counters),
+        ("tasks_created", _tasks_created),
+        ("incident", _incident),
+        ("refused", _refused),
     ]
     for key, check in checks:
         value = getattr(e, key)
@@ -117,11 +129,16 @@ def _summary(states: list[Any]) -> str:
 def _ended(sim: Simulation, e: sc.EndedExpect) -> str | None:
     states = _instances(sim, e.process, e.object)
     for s in states:
-        if s.status in ("ended", "cancelled") and (e.outcome is None or e.outcome == s.outcome) \
-                and (e.result is None or e.result == s.result):
+        if (
+            s.status in ("ended", "cancelled")
+            and (e.outcome is None or e.outcome == s.outcome)
+            and (e.result is None or e.result == s.result)
+        ):
             return None
-    return f"no ended instance of {e.process} on {e.object} with " \
-           f"outcome={e.outcome} result={e.result}; found: {_summary(states)}"
+    return (
+        f"no ended instance of {e.process} on {e.object} with "
+        f"outcome={e.outcome} result={e.result}; found: {_summary(states)}"
+    )
 
 
 def _running(sim: Simulation, e: sc.RunningExpect) -> str | None:
@@ -132,16 +149,22 @@ def _running(sim: Simulation, e: sc.RunningExpect) -> str | None:
         if e.waiting_at is None or any(t.block == e.waiting_at and t.wait for t in s.tokens):
             return None
     waits = "; ".join(f"{s.id} {s.status} at {[t.block for t in s.tokens]}" for s in states)
-    return f"no running instance of {e.process} on {e.object}" + (
-        f" waiting at {e.waiting_at}" if e.waiting_at else "") + f"; found: {waits or 'none'}"
+    return (
+        f"no running instance of {e.process} on {e.object}"
+        + (f" waiting at {e.waiting_at}" if e.waiting_at else "")
+        + f"; found: {waits or 'none'}"
+    )
 
 
 def _object(sim: Simulation, e: sc.ObjectExpect) -> str | None:
     rec = sim.account.store.objects.get(e.id)
     if rec is None:
         return f"object {e.id} does not exist"
-    wrong = [f"{k}: expected {v!r}, found {rec.data.get(k)!r}" for k, v in e.fields.items()
-             if not same_value(v, rec.data.get(k), sim.tz)]
+    wrong = [
+        f"{k}: expected {v!r}, found {rec.data.get(k)!r}"
+        for k, v in e.fields.items()
+        if not same_value(v, rec.data.get(k), sim.tz)
+    ]
     return "; ".join(wrong) or None
 
 
@@ -153,22 +176,29 @@ def _messages(sim: Simulation, want: list[sc.MessageMatch]) -> str | None:
     got = _since(sim.account.store.messages, sim.seen_messages)
     if match_all(want, got, _msg_fits):
         return None
-    return f"expected {[w.model_dump(exclude_none=True) for w in want]}, found " \
-           f"[{', '.join(_describe_msg(m) for m in got) or 'none'}]"
+    return (
+        f"expected {[w.model_dump(exclude_none=True) for w in want]}, found "
+        f"[{', '.join(_describe_msg(m) for m in got) or 'none'}]"
+    )
 
 
 def _message_count(sim: Simulation, want: int) -> str | None:
     got = _since(sim.account.store.messages, sim.seen_messages)
-    return None if len(got) == want else f"expected {want}, found {len(got)}: " \
-        f"[{', '.join(_describe_msg(m) for m in got)}]"
+    return (
+        None
+        if len(got) == want
+        else f"expected {want}, found {len(got)}: [{', '.join(_describe_msg(m) for m in got)}]"
+    )
 
 
 def _notifications(sim: Simulation, want: list[sc.MessageMatch]) -> str | None:
     got = _since(sim.account.store.notifications, sim.seen_notifications)
     if match_all(want, got, _msg_fits):
         return None
-    return f"expected {[w.model_dump(exclude_none=True) for w in want]}, found " \
-           f"[{', '.join(_describe_msg(m) for m in got) or 'none'}]"
+    return (
+        f"expected {[w.model_dump(exclude_none=True) for w in want]}, found "
+        f"[{', '.join(_describe_msg(m) for m in got) or 'none'}]"
+    )
 
 
 def _counters(sim: Simulation, e: sc.CountersExpect) -> str | None:
@@ -176,15 +206,20 @@ def _counters(sim: Simulation, e: sc.CountersExpect) -> str | None:
     if not states:
         return f"no instance of {e.process} on {e.object}"
     got = states[-1].counters
-    wrong = [f"{k}: expected {v}, found {got.get(k)}" for k, v in e.values.items()
-             if got.get(k) != v]
+    wrong = [
+        f"{k}: expected {v}, found {got.get(k)}" for k, v in e.values.items() if got.get(k) != v
+    ]
     return "; ".join(wrong) or None
 
 
 def _tasks_created(sim: Simulation, e: sc.TasksCreatedExpect) -> str | None:
-    total = sum(n for (process, block, obj), n in sim.account.runner.tasks_created.items()
-                if block == e.block and (e.process is None or e.process == process)
-                and (e.object is None or e.object == obj))
+    total = sum(
+        n
+        for (process, block, obj), n in sim.account.runner.tasks_created.items()
+        if block == e.block
+        and (e.process is None or e.process == process)
+        and (e.object is None or e.object == obj)
+    )
     return None if total == e.count else f"block {e.block}: expected {e.count}, found {total}"
 
 
@@ -196,7 +231,8 @@ def _incident(sim: Simulation, e: sc.IncidentExpect) -> str | None:
         ):
             return None
     return f"no incident on {e.process} {e.object} containing {e.contains!r}; found: " + (
-        "; ".join(f"{s.id} {s.status} {s.incident!r}" for s in states) or "no instance")
+        "; ".join(f"{s.id} {s.status} {s.incident!r}" for s in states) or "no instance"
+    )
 
 
 def _refused(sim: Simulation, want: bool | str) -> str | None:

@@ -69,8 +69,9 @@ def load_scenario(path: Path) -> sc.ScenarioFile:
 
 def build_account(recipe: Recipe, now: datetime, tz: tzinfo, sink: Sink | None) -> Account:
     assert recipe.schema is not None
-    store = MemoryStore(schema=copy.deepcopy(recipe.schema), tz=tz,
-                        templates=dict(recipe.templates))
+    store = MemoryStore(
+        schema=copy.deepcopy(recipe.schema), tz=tz, templates=dict(recipe.templates)
+    )
     account = Account(store, now, sink=sink)
     for key in sorted(recipe.processes):
         account.deploy(Definition.build(recipe.processes[key], source=recipe.sources[key]))
@@ -80,8 +81,15 @@ def build_account(recipe: Recipe, now: datetime, tz: tzinfo, sink: Sink | None) 
 class Simulation:
     """One run of one scenario against one recipe."""
 
-    def __init__(self, recipe: Recipe, scenario: sc.ScenarioFile, *, source: str,
-                 roundtrip: bool = False, sink: Sink | None = None) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        scenario: sc.ScenarioFile,
+        *,
+        source: str,
+        roundtrip: bool = False,
+        sink: Sink | None = None,
+    ) -> None:
         self.recipe = recipe
         self.scenario = scenario
         self.source = source
@@ -102,17 +110,27 @@ class Simulation:
             self.sink(line)
 
     def _note(self, event: str, **details: Any) -> None:
-        self._emit({"time": self.account.now.isoformat(), "instance": None, "process": None,
-                    "block": None, "event": event, "details": details})
+        self._emit(
+            {
+                "time": self.account.now.isoformat(),
+                "instance": None,
+                "process": None,
+                "block": None,
+                "event": event,
+                "details": details,
+            }
+        )
 
     def run(self) -> SimResult:
         for fixture in self.scenario.objects:
             try:
-                self.account.create_object(fixture.type, dict(fixture.data), object_id=fixture.id,
-                                           launches=False)
+                self.account.create_object(
+                    fixture.type, dict(fixture.data), object_id=fixture.id, launches=False
+                )
             except FlowlaneError as exc:
-                raise InvalidInput([Diagnostic(self.source, f"objects.{fixture.id}",
-                                               str(exc))]) from exc
+                raise InvalidInput(
+                    [Diagnostic(self.source, f"objects.{fixture.id}", str(exc))]
+                ) from exc
         self.account.activate()
         try:
             self._steps(self.scenario.steps, "")
@@ -148,9 +166,14 @@ class Simulation:
             self.seen_notifications = len(self.account.store.notifications)
             self._note("expect_held", step=where)
             return
-        self._note("step", step=where, kind=kind,
-                   args=body.model_dump(by_alias=True, exclude_none=True)
-                   if hasattr(body, "model_dump") else body)
+        self._note(
+            "step",
+            step=where,
+            kind=kind,
+            args=body.model_dump(by_alias=True, exclude_none=True)
+            if hasattr(body, "model_dump")
+            else body,
+        )
         self.refused = None
         try:
             STEP_RUNNERS[kind](self, body)
@@ -221,8 +244,9 @@ def _unclaim(sim: Simulation, b: sc.ClaimStep) -> None:
 
 def _reassign(sim: Simulation, b: sc.ReassignStep) -> None:
     given = "from_" in b.model_fields_set
-    sim.account.reassign(b.process, from_=b.from_, status=b.status, to=b.to, by=b.by,
-                         from_given=given)
+    sim.account.reassign(
+        b.process, from_=b.from_, status=b.status, to=b.to, by=b.by, from_given=given
+    )
 
 
 def _approve(sim: Simulation, b: sc.ProcessStep) -> None:
@@ -246,24 +270,42 @@ def _event(sim: Simulation, b: sc.EventStep) -> None:
 
 
 STEP_RUNNERS: dict[str, Callable[[Simulation, Any], None]] = {
-    "start": _start, "mass_start": _mass_start, "create": _create, "update": _update,
-    "stage": _stage, "advance": Simulation.advance, "answer": _answer, "status": _status,
-    "comment": _comment, "claim": _claim, "unclaim": _unclaim, "reassign": _reassign,
-    "approve": _approve, "restart": _restart, "cancel": _cancel, "dictionary": _dictionary,
+    "start": _start,
+    "mass_start": _mass_start,
+    "create": _create,
+    "update": _update,
+    "stage": _stage,
+    "advance": Simulation.advance,
+    "answer": _answer,
+    "status": _status,
+    "comment": _comment,
+    "claim": _claim,
+    "unclaim": _unclaim,
+    "reassign": _reassign,
+    "approve": _approve,
+    "restart": _restart,
+    "cancel": _cancel,
+    "dictionary": _dictionary,
     "event": _event,
 }
 
 
-def simulate(recipe_dir: Path | str, scenario_path: Path | str, *, roundtrip: bool = False,
-             sink: Sink | None = None) -> SimResult:
+def simulate(
+    recipe_dir: Path | str,
+    scenario_path: Path | str,
+    *,
+    roundtrip: bool = False,
+    sink: Sink | None = None,
+) -> SimResult:
     """Run one scenario file against a recipe folder."""
     recipe = load_recipe(recipe_dir)
     problems = [p for p in recipe.problems + validate_recipe(recipe) if p.severity == "error"]
     if problems:
         raise InvalidInput(problems)
     scenario = load_scenario(Path(scenario_path))
-    return Simulation(recipe, scenario, source=str(scenario_path), roundtrip=roundtrip,
-                      sink=sink).run()
+    return Simulation(
+        recipe, scenario, source=str(scenario_path), roundtrip=roundtrip, sink=sink
+    ).run()
 
 
 __all__ = ["InvalidInput", "SimResult", "Simulation", "simulate", "timedelta"]

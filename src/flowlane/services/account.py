@@ -89,14 +89,23 @@ class Account:
         """Run ``once`` launches of every approved process (the processes were started)."""
         for key in sorted(self.store.versions):
             d = self.definition(key)
-            if d.spec.launch and d.spec.launch.on == "once" and not d.spec.draft and (
-                not d.spec.launch.approval or key in self.store.approved
+            if (
+                d.spec.launch
+                and d.spec.launch.on == "once"
+                and not d.spec.draft
+                and (not d.spec.launch.approval or key in self.store.approved)
             ):
                 launch.run_once(self, d)
         self.runner.run()
 
-    def start(self, process: str, object_id: str | None, vars_: dict[str, Any] | None = None,
-              *, by: str | None = None) -> str:
+    def start(
+        self,
+        process: str,
+        object_id: str | None,
+        vars_: dict[str, Any] | None = None,
+        *,
+        by: str | None = None,
+    ) -> str:
         d = self.definition(process)
         self.require_role(by, STAFF_ROLES, f"start {process}")
         if d.spec.launch and d.spec.launch.approval and process not in self.store.approved:
@@ -126,8 +135,14 @@ class Account:
         except FlowlaneError as exc:
             raise Refused(str(exc)) from exc
 
-    def mass_start(self, process: str, where: str | None, vars_: dict[str, Any] | None = None,
-                   *, by: str | None = None) -> list[str]:
+    def mass_start(
+        self,
+        process: str,
+        where: str | None,
+        vars_: dict[str, Any] | None = None,
+        *,
+        by: str | None = None,
+    ) -> list[str]:
         from flowlane.engine.context import Overlay
         from flowlane.expr import compile_expression
 
@@ -140,8 +155,13 @@ class Account:
         clean = self.coerce_vars(d, vars_ or {})
         ids = []
         for oid in sorted(o for o, r in self.store.objects.items() if r.type == d.spec.object):
-            scope = {"object": overlay.proxy(oid), "vars": {}, "counters": {}, "answer": None,
-                     "now": self.now.astimezone(self.store.tz)}
+            scope: dict[str, Any] = {
+                "object": overlay.proxy(oid),
+                "vars": {},
+                "counters": {},
+                "answer": None,
+                "now": self.now.astimezone(self.store.tz),
+            }
             if cond is None or cond.test(scope):
                 ids.append(self.runner.start_instance(process, oid, dict(clean)))
         self.runner.run()
@@ -173,8 +193,11 @@ class Account:
 
     def cancel(self, process: str, object_id: str, *, by: str | None) -> None:
         self.require_role(by, ADMIN_ROLES, f"cancel {process}")
-        running = [st.id for st in self.store.instances_of(process, object_id)
-                   if st.status in ("running", "incident")]
+        running = [
+            st.id
+            for st in self.store.instances_of(process, object_id)
+            if st.status in ("running", "incident")
+        ]
         if not running:
             raise Refused(f"no running instance of {process} on {object_id}")
         for iid in running:
@@ -205,8 +228,14 @@ class Account:
         self._object_seq += 1
         return f"{type_key}-{self._object_seq}"
 
-    def create_object(self, type_key: str, data: dict[str, Any], *, object_id: str | None = None,
-                      launches: bool = True) -> str:
+    def create_object(
+        self,
+        type_key: str,
+        data: dict[str, Any],
+        *,
+        object_id: str | None = None,
+        launches: bool = True,
+    ) -> str:
         otype = self.store.schema.types.get(type_key)
         if otype is None:
             raise Refused(f"object type {type_key!r} does not exist")
@@ -220,18 +249,29 @@ class Account:
             self.runner.run()
         return oid
 
-    def _validate(self, type_key: str, data: dict[str, Any], *, partial: bool,
-                  current_stage: str | None) -> dict[str, Any]:
+    def _validate(
+        self, type_key: str, data: dict[str, Any], *, partial: bool, current_stage: str | None
+    ) -> dict[str, Any]:
         otype = self.store.schema.types[type_key]
         try:
-            clean = validate_record(otype, data, schema=self.store.schema, tz=self.store.tz,
-                                    partial=partial, current_stage=current_stage)
+            clean = validate_record(
+                otype,
+                data,
+                schema=self.store.schema,
+                tz=self.store.tz,
+                partial=partial,
+                current_stage=current_stage,
+            )
         except FlowlaneError as exc:
             raise Refused(f"{type_key}: {exc}") from exc
         for name, value in clean.items():
             spec = otype.fields.get(name)
-            if spec is not None and spec.type == "link" and spec.to and ":" not in spec.to and (
-                value is not None and value not in self.store.objects
+            if (
+                spec is not None
+                and spec.type == "link"
+                and spec.to
+                and ":" not in spec.to
+                and (value is not None and value not in self.store.objects)
             ):
                 raise Refused(f"{type_key}: field '{name}': object {value!r} does not exist")
         return clean
@@ -240,8 +280,7 @@ class Account:
         rec = self.get_object(object_id)
         if "stage" in changes:
             self._check_move(rec, str(changes["stage"]))
-        clean = self._validate(rec.type, changes, partial=True,
-                               current_stage=rec.data.get("stage"))
+        clean = self._validate(rec.type, changes, partial=True, current_stage=rec.data.get("stage"))
         before = dict(rec.data)
         rec.data.update(clean)
         self.runner.object_changed(object_id, before)
@@ -286,12 +325,17 @@ class Account:
 
     # ---- tasks ----------------------------------------------------------------------------------
 
-    def open_task(self, block: str, object_id: str | None, *,
-                  process: str | None = None) -> TaskRecord:
-        found = [t for t in self.store.tasks.values()
-                 if not t.closed and t.block == block
-                 and (object_id is None or t.object_id == object_id)
-                 and (process is None or t.process == process)]
+    def open_task(
+        self, block: str, object_id: str | None, *, process: str | None = None
+    ) -> TaskRecord:
+        found = [
+            t
+            for t in self.store.tasks.values()
+            if not t.closed
+            and t.block == block
+            and (object_id is None or t.object_id == object_id)
+            and (process is None or t.process == process)
+        ]
         if not found:
             raise Refused(f"no open task of block {block!r} on {object_id}")
         return found[0]
@@ -301,12 +345,19 @@ class Account:
             return
         role = self.role_of(user_id)
         settings = self.settings_for(task.instance_id)
-        if not may_act(user_id, role=role, assignee=task.assignee, executors=settings.executors,
-                       supervisors=settings.supervisors, users_of=self.store.users):
+        if not may_act(
+            user_id,
+            role=role,
+            assignee=task.assignee,
+            executors=settings.executors,
+            supervisors=settings.supervisors,
+            users_of=self.store.users,
+        ):
             raise Refused(f"{user_id} may not {what} task {task.id} ({task.title!r})")
 
-    def answer(self, task: TaskRecord, *, option: str | None, fields: dict[str, Any],
-               by: str | None) -> None:
+    def answer(
+        self, task: TaskRecord, *, option: str | None, fields: dict[str, Any], by: str | None
+    ) -> None:
         if task.workflow is not None:
             raise Refused(f"task {task.id} has a status workflow: change its status instead")
         self._check_actor(task, by, "answer")
@@ -339,19 +390,26 @@ class Account:
             out[name] = self.coerce_field(name, spec, value)
         return out
 
-    def change_status(self, task: TaskRecord, to: str, *, by: str | None,
-                      comment: str | None = None) -> None:
+    def change_status(
+        self, task: TaskRecord, to: str, *, by: str | None, comment: str | None = None
+    ) -> None:
         if task.workflow is None:
             raise Refused(f"task {task.id} has no status workflow")
         if by is None:
             raise Refused("a status change needs the person who makes it (by)")
         self.role_of(by)
-        check_transition(task.workflow, current=task.status, target=to, user_id=by,
-                         assignee=task.assignee, comment=comment, users_of=self.store.users)
+        check_transition(
+            task.workflow,
+            current=task.status,
+            target=to,
+            user_id=by,
+            assignee=task.assignee,
+            comment=comment,
+            users_of=self.store.users,
+        )
         before = task.status
         task.status = to
-        task.history.append({"at": self.now, "by": by, "what": "status", "from": before,
-                             "to": to})
+        task.history.append({"at": self.now, "by": by, "what": "status", "from": before, "to": to})
         if comment:
             self._add_comment(task, by, comment)
         if to in task.workflow.get("final", []):
@@ -359,9 +417,15 @@ class Account:
             task.closed_at = self.now
             if task.waits:
                 self.runner.deliver(task.instance_id, ev.TaskFinished(task.id, to, by))
-        self.runner.record({"instance": task.instance_id, "process": task.process,
-                            "block": task.block, "event": "task_status",
-                            "details": {"task": task.id, "from": before, "to": to, "by": by}})
+        self.runner.record(
+            {
+                "instance": task.instance_id,
+                "process": task.process,
+                "block": task.block,
+                "event": "task_status",
+                "details": {"task": task.id, "from": before, "to": to, "by": by},
+            }
+        )
         self.runner.run()
 
     def comment(self, task: TaskRecord, text: str, *, by: str | None) -> None:
@@ -386,12 +450,20 @@ class Account:
             seen.add(uid)
             rec = self.store.objects.get(uid)
             email = rec.data.get("email") if rec else None
-            self.store.notifications.append(MessageRecord(
-                id=f"n{len(self.store.notifications) + 1}", instance_id=task.instance_id,
-                process=task.process, block=task.block, channel="email",
-                to=str(email or uid), recipient=uid,
-                subject=f"New comment on task: {task.title}", body=text, created_at=self.now,
-            ))
+            self.store.notifications.append(
+                MessageRecord(
+                    id=f"n{len(self.store.notifications) + 1}",
+                    instance_id=task.instance_id,
+                    process=task.process,
+                    block=task.block,
+                    channel="email",
+                    to=str(email or uid),
+                    recipient=uid,
+                    subject=f"New comment on task: {task.title}",
+                    body=text,
+                    created_at=self.now,
+                )
+            )
 
     def claim(self, task: TaskRecord, *, by: str) -> None:
         self._check_actor(task, by, "claim")
@@ -402,13 +474,22 @@ class Account:
 
     def unclaim(self, task: TaskRecord, *, by: str) -> None:
         if task.assignee != by and self.role_of(by) not in ADMIN_ROLES:
-            raise Refused(f"{by} may not give back task {task.id}: it is assigned to "
-                          f"{task.assignee}")
+            raise Refused(
+                f"{by} may not give back task {task.id}: it is assigned to {task.assignee}"
+            )
         task.assignee = None
         task.history.append({"at": self.now, "by": by, "what": "unclaimed"})
 
-    def reassign(self, process: str, *, from_: str | None, status: str | None,
-                 to: str | None, by: str | None, from_given: bool = True) -> int:
+    def reassign(
+        self,
+        process: str,
+        *,
+        from_: str | None,
+        status: str | None,
+        to: str | None,
+        by: str | None,
+        from_given: bool = True,
+    ) -> int:
         self.require_role(by, ADMIN_ROLES, f"reassign tasks of {process}")
         if to is not None:
             self.role_of(to)

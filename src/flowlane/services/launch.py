@@ -21,8 +21,11 @@ def entry_holds(account: Account, definition: Definition, object_id: str) -> boo
     if launch is None:
         return True
     overlay = Overlay(account.store)
-    scope = {
-        "object": overlay.proxy(object_id), "vars": {}, "counters": {}, "answer": None,
+    scope: dict[str, Any] = {
+        "object": overlay.proxy(object_id),
+        "vars": {},
+        "counters": {},
+        "answer": None,
         "now": account.runner.now.astimezone(account.store.tz),
     }
     return all(
@@ -44,8 +47,9 @@ def _automatic(account: Account, on: str, type_key: str) -> list[Definition]:
     return out
 
 
-def try_enter(account: Account, definition: Definition, object_id: str,
-              vars_: dict[str, Any] | None = None) -> str | None:
+def try_enter(
+    account: Account, definition: Definition, object_id: str, vars_: dict[str, Any] | None = None
+) -> str | None:
     """Start the process for the object by an automatic launch, if its rules allow."""
     launch = definition.spec.launch
     repeat = bool(launch and launch.repeat)
@@ -64,8 +68,9 @@ def on_created(account: Account, object_id: str) -> None:
         on_stage(account, object_id, None, rec.data.get("stage"))
 
 
-def on_changed(account: Account, object_id: str, before: dict[str, Any],
-               after: dict[str, Any]) -> None:
+def on_changed(
+    account: Account, object_id: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
     rec = account.store.objects[object_id]
     for d in _automatic(account, "update", rec.type):
         try_enter(account, d, object_id)
@@ -85,8 +90,9 @@ def on_stage(account: Account, object_id: str, before: Any, stage: Any) -> None:
 def run_once(account: Account, definition: Definition) -> list[str]:
     """``once``: every object matching the entry condition at this moment."""
     started = []
-    for oid in sorted(o for o, r in account.store.objects.items()
-                      if r.type == definition.spec.object):
+    for oid in sorted(
+        o for o, r in account.store.objects.items() if r.type == definition.spec.object
+    ):
         iid = try_enter(account, definition, oid)
         if iid:
             started.append(iid)
@@ -98,8 +104,16 @@ def schedule_periodic(account: Account, definition: Definition) -> None:
     if launch is None or launch.on != "periodic" or not launch.every:
         return
     due = account.runner.now + parse_duration(launch.every)
-    account.store.add_timer(TimerRecord(f"periodic:{definition.key}:{due.isoformat()}", None,
-                                        due, 0, kind="periodic", process=definition.key))
+    account.store.add_timer(
+        TimerRecord(
+            f"periodic:{definition.key}:{due.isoformat()}",
+            None,
+            due,
+            0,
+            kind="periodic",
+            process=definition.key,
+        )
+    )
 
 
 def run_periodic(account: Account, timer: TimerRecord) -> None:
@@ -113,8 +127,9 @@ def run_periodic(account: Account, timer: TimerRecord) -> None:
     ):
         previous = account.store.matched.get(definition.key, set())
         now_matching = set()
-        for oid in sorted(o for o, r in account.store.objects.items()
-                          if r.type == definition.spec.object):
+        for oid in sorted(
+            o for o, r in account.store.objects.items() if r.type == definition.spec.object
+        ):
             if entry_holds(account, definition, oid):
                 now_matching.add(oid)
                 if oid not in previous:

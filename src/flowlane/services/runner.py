@@ -60,7 +60,10 @@ class Runner:
         assert definition is not None, process
         iid = instance_id or self.store.new_instance_id()
         self.store.instances[iid] = InstanceState(
-            id=iid, process=process, version=definition.version, object_id=object_id,
+            id=iid,
+            process=process,
+            version=definition.version,
+            object_id=object_id,
             parent=parent,
         )
         if object_id is not None:
@@ -100,8 +103,15 @@ class Runner:
         decision = decide(definition, state, event, Ctx(self.now, self.store))
         self.store.instances[instance_id] = decision.state
         for entry in decision.trace:
-            self.record({"instance": entry.instance_id, "process": entry.process,
-                         "block": entry.block, "event": entry.event, "details": entry.details})
+            self.record(
+                {
+                    "instance": entry.instance_id,
+                    "process": entry.process,
+                    "block": entry.block,
+                    "event": entry.event,
+                    "details": entry.details,
+                }
+            )
         changed: dict[str, dict[str, Any]] = {}
         for command in decision.commands:
             self.apply(command, decision.state, changed)
@@ -118,8 +128,9 @@ class Runner:
 
     # ---- commands --------------------------------------------------------------------------
 
-    def apply(self, cmd: ev.Command, state: InstanceState,
-              changed: dict[str, dict[str, Any]]) -> None:
+    def apply(
+        self, cmd: ev.Command, state: InstanceState, changed: dict[str, dict[str, Any]]
+    ) -> None:
         handler = getattr(self, "_apply_" + type(cmd).__name__)
         handler(cmd, state, changed)
 
@@ -128,11 +139,23 @@ class Runner:
         if cmd.workflow is not None:
             status = cmd.workflow.get("initial") or cmd.workflow["statuses"][0]
         self.store.tasks[cmd.task_id] = TaskRecord(
-            id=cmd.task_id, instance_id=cmd.instance_id, process=cmd.process, block=cmd.block,
-            kind=cmd.kind, object_id=cmd.object_id, title=cmd.title, text=cmd.text,
-            assignee=cmd.assignee, options=cmd.options, fields=cmd.fields,
-            workflow=cmd.workflow, waits=cmd.waits, priority=cmd.priority,
-            reaction_s=cmd.reaction_s, created_at=self.now, status=status,
+            id=cmd.task_id,
+            instance_id=cmd.instance_id,
+            process=cmd.process,
+            block=cmd.block,
+            kind=cmd.kind,
+            object_id=cmd.object_id,
+            title=cmd.title,
+            text=cmd.text,
+            assignee=cmd.assignee,
+            options=cmd.options,
+            fields=cmd.fields,
+            workflow=cmd.workflow,
+            waits=cmd.waits,
+            priority=cmd.priority,
+            reaction_s=cmd.reaction_s,
+            created_at=self.now,
+            status=status,
         )
         key = (cmd.process, cmd.block, cmd.object_id)
         self.tasks_created[key] = self.tasks_created.get(key, 0) + 1
@@ -155,22 +178,35 @@ class Runner:
         if self.on_object_created is not None:
             self.on_object_created(cmd.object_id)
 
-    def _apply_UpdateObject(self, cmd: ev.UpdateObject, state: InstanceState,
-                            changed: dict[str, dict[str, Any]]) -> None:
+    def _apply_UpdateObject(
+        self, cmd: ev.UpdateObject, state: InstanceState, changed: dict[str, dict[str, Any]]
+    ) -> None:
         rec = self.store.objects[cmd.object_id]
         changed.setdefault(cmd.object_id, dict(rec.data))
         rec.data.update(cmd.changes)
 
     def _apply_SendMessage(self, cmd: ev.SendMessage, state: InstanceState, _c: Any) -> None:
-        self.store.messages.append(MessageRecord(
-            id=cmd.message_id, instance_id=cmd.instance_id, process=state.process,
-            block=cmd.block, channel=cmd.channel, to=cmd.to, recipient=cmd.recipient,
-            subject=cmd.subject, body=cmd.body, created_at=self.now,
-        ))
+        self.store.messages.append(
+            MessageRecord(
+                id=cmd.message_id,
+                instance_id=cmd.instance_id,
+                process=state.process,
+                block=cmd.block,
+                channel=cmd.channel,
+                to=cmd.to,
+                recipient=cmd.recipient,
+                subject=cmd.subject,
+                body=cmd.body,
+                created_at=self.now,
+            )
+        )
 
     def _apply_StartChild(self, cmd: ev.StartChild, state: InstanceState, _c: Any) -> None:
         self.start_instance(
-            cmd.process, cmd.object_id, cmd.vars, instance_id=cmd.child_id,
+            cmd.process,
+            cmd.object_id,
+            cmd.vars,
+            instance_id=cmd.child_id,
             parent={"id": cmd.parent_id, "token": cmd.token, "settings": cmd.settings_from},
         )
 
@@ -185,5 +221,6 @@ class Runner:
         self.store.subscribe(cmd.instance_id, cmd.object_ids)
 
     def _apply_RaiseIncident(self, cmd: ev.RaiseIncident, state: InstanceState, _c: Any) -> None:
-        self.store.incidents.append(IncidentRecord(cmd.instance_id, cmd.block, cmd.message,
-                                                   self.now))
+        self.store.incidents.append(
+            IncidentRecord(cmd.instance_id, cmd.block, cmd.message, self.now)
+        )

@@ -64,9 +64,9 @@ class MemoryStore:
         for oid, rec in self.objects.items():
             if rec.type != "user":
                 continue
-            if kind == "group" and value in (rec.data.get("groups") or []):
-                out.append(oid)
-            elif kind == "role" and rec.data.get("role") == value:
+            if (kind == "group" and value in (rec.data.get("groups") or [])) or (
+                kind == "role" and rec.data.get("role") == value
+            ):
                 out.append(oid)
         return sorted(out)
 
@@ -110,8 +110,9 @@ class MemoryStore:
         self._instance_seq += 1
         return f"i{self._instance_seq}"
 
-    def instances_of(self, process: str | None = None,
-                     object_id: str | None = None) -> Iterator[InstanceState]:
+    def instances_of(
+        self, process: str | None = None, object_id: str | None = None
+    ) -> Iterator[InstanceState]:
         for st in self.instances.values():
             if (process is None or st.process == process) and (
                 object_id is None or st.object_id == object_id
@@ -160,4 +161,4 @@ def _instance_order(instance_id: str) -> tuple[int, str]:
     return (int(head[1:]) if head[1:].isdigit() else 0, instance_id)
 
 
-__all__ = ["MessageRecord", "MemoryStore", "TaskRecord", "TimerRecord"]
+__all__ = ["MemoryStore", "MessageRecord", "TaskRecord", "TimerRecord"]
