@@ -496,3 +496,21 @@ def test_failed_expectation_says_what_was_found(run_scenario: RunScenario) -> No
     assert not result.ok and result.exit_code == 1
     assert "step 2: expect ended" in result.message
     assert "running" in result.message
+
+
+def test_loop_guard_stops_a_fork_that_feeds_back_into_itself(run_scenario: RunScenario) -> None:
+    proc = """
+    key: breed
+    name: breed
+    object: order
+    loop_limit: 20
+    blocks:
+      start: {type: start, next: split}
+      split: {type: fork, next: [ask, split]}
+      ask: {type: question, title: Q, options: {ok: null}}
+    """
+    steps = """
+  - start: {process: breed, object: o1}
+  - expect: {incident: {process: breed, object: o1, contains: "more than 200 blocks"}}
+"""
+    assert_ok(run_scenario({"breed": proc}, scenario(steps)))

@@ -46,23 +46,39 @@ def _find(state: InstanceState, key: str, value: str) -> Token | None:
     return None
 
 
+def _loop_ids(executed: list[str], limit: int) -> str:
+    seen: list[str] = []
+    for b in executed[-limit:]:
+        if b not in seen:
+            seen.append(b)
+    return ", ".join(seen)
+
+
 def _run(step: Step) -> None:
-    """Move queued tokens until each waits or ends; the loop guard stops endless cycles."""
+    """Move queued tokens until each waits or ends.
+
+    The loop guard: more than ``loop_limit`` blocks since a token last came to wait is a
+    loop without a wait. A cycle that does reach waits but multiplies them (a fork feeding
+    back into itself) is stopped too: one step may run at most ``10 × loop_limit`` blocks.
+    """
     limit = step.defn.spec.loop_limit
+    total = 0
     while step.queue and not step.ended:
         token = step.queue.pop(0)
-        if token not in step.state.tokens or token.wait is not None:
+        if token.wait is not None or not any(t is token for t in step.state.tokens):
             continue
         block = step.defn.spec.blocks.get(token.block)
         if block is None:
             raise Incident(f"block {token.block!r} does not exist in version {step.defn.version}")
         step.executed.append(token.block)
+        total += 1
         if len(step.executed) > limit:
-            seen: list[str] = []
-            for b in step.executed[-limit:]:
-                if b not in seen:
-                    seen.append(b)
-            raise Incident(f"loop without a wait: {', '.join(seen)}")
+            raise Incident(f"loop without a wait: {_loop_ids(step.executed, limit)}")
+        if total > 10 * limit:
+            raise Incident(
+                f"loop: more than {10 * limit} blocks in one step: "
+                f"{_loop_ids(step.executed, limit)}"
+            )
         step.log(token.block, "entered", type=block.type)
         if HANDLERS[block.type](step, block, token) is WAIT:
             step.executed.clear()

@@ -153,8 +153,11 @@ class Step:
         self.queue.append(token)
 
     def drop(self, token: Token) -> None:
-        if token in self.state.tokens:
-            self.state.tokens.remove(token)
+        tokens = self.state.tokens
+        for i, t in enumerate(tokens):
+            if t is token:
+                del tokens[i]
+                return
 
     # ---- ending --------------------------------------------------------------------------
 
