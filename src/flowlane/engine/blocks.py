@@ -13,11 +13,10 @@ from typing import Any
 
 from flowlane.core.duration import parse_duration
 from flowlane.core.errors import FlowlaneError
-from flowlane.engine.context import object_id_of
+from flowlane.engine.context import ObjectRecord, object_id_of
 from flowlane.engine.events import (
     CancelTimer,
     ChildEnded,
-    CloseTask,
     CreateObject,
     OpenTask,
     SendMessage,
@@ -26,10 +25,11 @@ from flowlane.engine.events import (
     TaskFinished,
     UpdateObject,
 )
-from flowlane.engine.people import expand, recipients, resolve_assignee
+from flowlane.engine.people import client_of, recipients, resolve_assignee
 from flowlane.engine.render import render
 from flowlane.engine.state import Token
 from flowlane.engine.step import WAIT, Incident, Step
+from flowlane.expr import compile_expression
 from flowlane.model import process as m
 from flowlane.objects import check_stage_move, validate_record
 
@@ -72,8 +72,6 @@ def _join(step: Step, block: m.JoinBlock, token: Token) -> object:
 
 def _condition(step: Step, block: m.ConditionBlock, token: Token) -> object:
     scope = step.scope(token)
-    from flowlane.expr import compile_expression
-
     for i, branch in enumerate(block.branches):
         if compile_expression(branch.if_).test(scope):
             step.log(token.block, "branch", taken=i)
@@ -86,8 +84,6 @@ def _condition(step: Step, block: m.ConditionBlock, token: Token) -> object:
 
 def _holds(step: Step, source: str, token: Token) -> tuple[bool, list[str]]:
     """Evaluate a wait condition and return the objects it read."""
-    from flowlane.expr import compile_expression
-
     step.overlay.reads = set()
     try:
         ok = compile_expression(source).test(step.scope(token))
@@ -310,8 +306,6 @@ def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict
 
 
 def _group_target(step: Step) -> str:
-    from flowlane.engine.people import client_of
-
     uid = client_of(step.overlay, step.state.object_id)
     if uid is None:
         raise Incident("add_to_group needs a user: the object has no client")
@@ -373,9 +367,7 @@ def _operation(step: Step, block: m.OperationBlock, token: Token) -> object:
     if created is not None:
         new_id, ctype_key, clean = created
         step.overlay.records[new_id] = _record(new_id, ctype_key, clean)
-        from flowlane.engine.events import CreateObject as _Create
-
-        step.emit(_Create(new_id, ctype_key, clean))
+        step.emit(CreateObject(new_id, ctype_key, clean))
         if block.create is not None and block.create.as_:
             step.state.vars[block.create.as_] = new_id
         step.log(token.block, "object_created", object=new_id, type=ctype_key)
@@ -390,8 +382,6 @@ def _operation(step: Step, block: m.OperationBlock, token: Token) -> object:
 
 
 def _record(object_id: str, type_key: str, data: dict[str, Any]) -> Any:
-    from flowlane.engine.context import ObjectRecord
-
     return ObjectRecord(object_id, type_key, dict(data))
 
 
@@ -526,8 +516,6 @@ def resume_child(step: Step, token: Token, event: ChildEnded) -> None:
 
 
 def _for_each(step: Step, block: m.ForEachBlock, token: Token) -> object:
-    from flowlane.expr import compile_expression
-
     where = compile_expression(block.query.where) if block.query.where else None
     base = step.scope(token)
 
@@ -561,5 +549,3 @@ HANDLERS: dict[str, Handler] = {
     "subprocess": _subprocess,
     "for_each": _for_each,
 }
-
-__all__ = ["HANDLERS", "CloseTask", "CreateObject", "expand"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowlane.engine.state import InstanceState
 
@@ -195,8 +195,7 @@ Command = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEntry:
+class TraceEntry(NamedTuple):
     """One line of an instance's history: what happened at which block."""
 
     instance_id: str
@@ -213,3 +212,46 @@ class Decision:
     state: InstanceState
     commands: list[Command]
     trace: list[TraceEntry]
+
+
+# ---- codec -------------------------------------------------------------------------------
+
+_EVENT_TYPES: dict[str, type] = {
+    t.__name__: t
+    for t in (
+        InstanceStarted,
+        TaskAnswered,
+        TaskFinished,
+        TimerFired,
+        ObjectChanged,
+        ChildEnded,
+        InstanceCancelled,
+        Retried,
+    )
+}
+
+
+def message_to_dict(message: Event | Command) -> dict[str, Any]:
+    """An event or command as JSON-safe data: ``{"type": name, ...fields}``."""
+    from dataclasses import fields as dc_fields
+
+    from flowlane.engine.state import encode_value
+
+    out: dict[str, Any] = {"type": type(message).__name__}
+    for f in dc_fields(message):
+        out[f.name] = encode_value(getattr(message, f.name))
+    return out
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Inverse of :func:`message_to_dict` for events (stored jobs, golden histories)."""
+    from flowlane.engine.state import decode_value
+
+    kind = _EVENT_TYPES.get(str(data.get("type")))
+    if kind is None:
+        raise ValueError(f"unknown event type {data.get('type')!r}")
+    args = {k: decode_value(v) for k, v in data.items() if k != "type"}
+    if kind is ObjectChanged:
+        args["object_ids"] = tuple(args["object_ids"])
+    event: Event = kind(**args)
+    return event

@@ -65,7 +65,7 @@ def _run(step: Step) -> None:
     total = 0
     while step.queue and not step.ended:
         token = step.queue.pop(0)
-        if token.wait is not None or not any(t is token for t in step.state.tokens):
+        if token.wait is not None or token.id in step.dropped:
             continue
         block = step.defn.spec.blocks.get(token.block)
         if block is None:

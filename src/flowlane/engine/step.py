@@ -43,11 +43,13 @@ class Step:
         self.ctx = ctx
         self.world = ctx.world
         self.overlay = Overlay(ctx.world)
+        self.local_now = ctx.now.astimezone(ctx.world.tz)
         self.commands: list[Command] = []
         self.trace: list[TraceEntry] = []
         self.transient: dict[str, Any] = {}
         self.queue: list[Token] = []
         self.executed: list[str] = []
+        self.dropped: set[int] = set()
         self.extra_load: dict[str, int] = {}
         self.ended = False
         self.subscriptions_dirty = False
@@ -89,7 +91,7 @@ class Step:
             "vars": vars_,
             "counters": self.state.counters,
             "answer": answer,
-            "now": self.ctx.now.astimezone(self.world.tz),
+            "now": self.local_now,
         }
 
     def evaluate(self, source: str, token: Token | None) -> Any:
@@ -153,6 +155,7 @@ class Step:
         self.queue.append(token)
 
     def drop(self, token: Token) -> None:
+        self.dropped.add(token.id)
         tokens = self.state.tokens
         for i, t in enumerate(tokens):
             if t is token:

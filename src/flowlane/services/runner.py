@@ -18,7 +18,8 @@ from typing import Any
 from flowlane.engine import Ctx, InstanceState, decide
 from flowlane.engine import events as ev
 from flowlane.engine.context import ObjectRecord
-from flowlane.engine.events import Event
+from flowlane.engine.events import Decision, Event
+from flowlane.model.definition import Definition
 from flowlane.store.memory import MemoryStore
 from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
 
@@ -34,6 +35,7 @@ class Runner:
     sink: TraceSink | None = None
     on_object_created: Callable[[str], None] | None = None
     on_object_changed: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
+    recorder: Callable[[Definition, InstanceState, Event, datetime, Decision], None] | None = None
     queue: deque[tuple[str, Event]] = field(default_factory=deque)
     tasks_created: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
 
@@ -101,6 +103,8 @@ class Runner:
             return
         definition = self.store.version(state.process, state.version)
         decision = decide(definition, state, event, Ctx(self.now, self.store))
+        if self.recorder is not None:
+            self.recorder(definition, state, event, self.now, decision)
         self.store.instances[instance_id] = decision.state
         for entry in decision.trace:
             self.record(
