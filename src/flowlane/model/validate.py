@@ -125,16 +125,17 @@ def validate_files(paths: Iterable[Path]) -> list[Diagnostic]:
                 spec, source=str(path), schema=None, templates=None, processes=None, in_recipe=False
             )
             continue
-        if root not in recipes:
-            recipes[root] = load_recipe(root)
-            out += _context_problems(recipes[root])
-        out += _validate_in_recipe(spec, path, recipes[root])
+        key = root.resolve()
+        if key not in recipes:
+            recipes[key] = load_recipe(root)
+            out += _context_problems(recipes[key])
+        out += _validate_in_recipe(spec, path, recipes[key])
     return out
 
 
 def recipe_root(path: Path) -> Path | None:
     """The recipe folder of a process file in its ``processes/`` folder, else None."""
-    folder = path.absolute().parent
+    folder = path.parent if path.parent.name == "processes" else path.absolute().parent
     root = folder.parent
     if folder.name != "processes":
         return None
