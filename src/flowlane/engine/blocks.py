@@ -26,11 +26,11 @@ from flowlane.engine.events import (
     UpdateObject,
 )
 from flowlane.engine.people import client_of, recipients, resolve_assignee
-from flowlane.engine.render import render
 from flowlane.engine.state import Token
 from flowlane.engine.step import WAIT, Incident, Step
 from flowlane.expr import compile_expression
 from flowlane.model import process as m
+from flowlane.model.render import render
 from flowlane.objects import check_stage_move, validate_record
 
 Handler = Callable[[Step, Any, Token], object]

@@ -32,6 +32,7 @@ from flowlane.model.process import (
     exits_of,
 )
 from flowlane.model.recipe import Recipe, load_process_file, load_recipe
+from flowlane.model.render import template_problem
 from flowlane.model.template import Template
 from flowlane.model.validate_blocks import check_block
 from flowlane.model.validate_names import (
@@ -43,7 +44,6 @@ from flowlane.model.validate_names import (
     check_stage,
     check_template,
     resolve_type,
-    template_problem,
 )
 from flowlane.objects import Schema, build_schema
 

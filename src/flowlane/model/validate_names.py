@@ -17,20 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
-
 from flowlane.core.duration import parse_duration
 from flowlane.core.errors import DurationError, ExpressionError, ValidationError
 from flowlane.expr import compile_expression, is_expression_literal
 from flowlane.model.diagnostic import Diagnostic
 from flowlane.model.process import ProcessFile
+from flowlane.model.render import template_problem
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType, Schema, field_from_dict, value_problem
-
-# The same parser the renderer uses (flowlane.engine.render); the model layer may not import
-# the engine, so parse errors are found here with an equivalent sandboxed environment.
-_JINJA = SandboxedEnvironment(autoescape=False)
 
 ASSIGN_WORDS = (
     "object_manager",
@@ -166,18 +160,6 @@ def field_problem(otype: ObjectType, name: str) -> str | None:
 
 
 # ---- other parameters ---------------------------------------------------------------------
-
-
-def template_problem(text: str | None) -> str | None:
-    """Why ``text`` is not a Jinja2 template that parses, or None."""
-    if not text:
-        return None
-    try:
-        _JINJA.parse(text)
-    except TemplateSyntaxError as exc:
-        where = f" (line {exc.lineno})" if "\n" in text else ""
-        return f"template does not parse: {exc.message}{where}"
-    return None
 
 
 def check_template(ck: Checker, block: str, param: str, text: str | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from flowlane.core.errors import ValidationError
@@ -21,9 +21,16 @@ def _compile(source: str) -> Any:
         raise ValidationError(f"template does not parse: {exc}") from exc
 
 
-def check_template(source: str) -> None:
-    """Raise :class:`ValidationError` if ``source`` is not a valid template."""
-    _compile(source)
+def template_problem(source: str | None) -> str | None:
+    """Why ``source`` is not a Jinja2 template that parses, or None."""
+    if not source:
+        return None
+    try:
+        _ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        where = f" (line {exc.lineno})" if "\n" in source else ""
+        return f"template does not parse: {exc.message}{where}"
+    return None
 
 
 def render(source: str | None, scope: dict[str, Any]) -> str:
