@@ -551,3 +551,11 @@ def test_no_builtins_leak_into_the_compiled_code() -> None:
 
 def test_utc_now_works_too() -> None:
     assert ev("today()", now=datetime(2026, 3, 1, 23, 30, tzinfo=UTC)) == date(2026, 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [("true", True), ("false", False), ("null is None", True), ("vars.x == true", True)],
+)
+def test_yaml_style_lowercase_literals(source: str, expected: object) -> None:
+    assert compile_expression(source).evaluate({"vars": {"x": True}}) is expected

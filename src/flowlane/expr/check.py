@@ -97,10 +97,26 @@ def parse(source: object, allowed: frozenset[str]) -> Checked:
         )
     if not source.strip():
         raise ExpressionError("expression is empty")
-    tree = _parse_wrapped(source)
+    tree = _YamlWords(allowed).visit(_parse_wrapped(source))
     checker = _Checker(allowed)
     checker.visit(tree.body, 1)
     return Checked(tree, frozenset(checker.names), frozenset(checker.paths))
+
+
+YAML_WORDS: dict[str, bool | None] = {"true": True, "false": False, "null": None}
+"""Lower-case literals as YAML users write them (``if: "object.paid == true"``)."""
+
+
+class _YamlWords(ast.NodeTransformer):
+    """Read ``true``, ``false`` and ``null`` as the constants, unless they are scope names."""
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in YAML_WORDS and node.id not in self.allowed:
+            return ast.copy_location(ast.Constant(YAML_WORDS[node.id]), node)
+        return node
 
 
 def _parse_wrapped(source: str) -> ast.Expression:
