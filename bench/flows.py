@@ -1,8 +1,8 @@
 """The benchmark's flows, each written twice: as a flowlane process file and as BPMN XML.
 
-The pairs are the same graph. Where a flow needs a step that does nothing but pass the
-token on (the three branches of W2), each side uses its cheapest one: a flowlane ``counter``
-(it sets a number, so it does a little more work) and a BPMN ``task`` (a ``NoneTask``).
+The pairs are the same graph doing the same work. The three branches of W2 each set a
+number: a flowlane ``counter`` (``set: 1``) and a BPMN script task (``a = 1``). A plain BPMN
+``task`` cannot stand in: SpiffWorkflow treats a ``NoneTask`` as manual, so it would wait.
 """
 
 from __future__ import annotations
@@ -93,9 +93,18 @@ BPMN_W2 = (
       <bpmn:outgoing>fa</bpmn:outgoing><bpmn:outgoing>fb</bpmn:outgoing>
       <bpmn:outgoing>fc</bpmn:outgoing>
     </bpmn:parallelGateway>
-    <bpmn:task id="a"><bpmn:incoming>fa</bpmn:incoming><bpmn:outgoing>ga</bpmn:outgoing></bpmn:task>
-    <bpmn:task id="b"><bpmn:incoming>fb</bpmn:incoming><bpmn:outgoing>gb</bpmn:outgoing></bpmn:task>
-    <bpmn:task id="c"><bpmn:incoming>fc</bpmn:incoming><bpmn:outgoing>gc</bpmn:outgoing></bpmn:task>
+    <bpmn:scriptTask id="a">
+      <bpmn:incoming>fa</bpmn:incoming><bpmn:outgoing>ga</bpmn:outgoing>
+      <bpmn:script>a = 1</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:scriptTask id="b">
+      <bpmn:incoming>fb</bpmn:incoming><bpmn:outgoing>gb</bpmn:outgoing>
+      <bpmn:script>b = 1</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:scriptTask id="c">
+      <bpmn:incoming>fc</bpmn:incoming><bpmn:outgoing>gc</bpmn:outgoing>
+      <bpmn:script>c = 1</bpmn:script>
+    </bpmn:scriptTask>
     <bpmn:parallelGateway id="meet">
       <bpmn:incoming>ga</bpmn:incoming><bpmn:incoming>gb</bpmn:incoming>
       <bpmn:incoming>gc</bpmn:incoming>

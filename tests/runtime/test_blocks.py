@@ -514,3 +514,31 @@ def test_loop_guard_stops_a_fork_that_feeds_back_into_itself(run_scenario: RunSc
   - expect: {incident: {process: breed, object: o1, contains: "more than 200 blocks"}}
 """
     assert_ok(run_scenario({"breed": proc}, scenario(steps)))
+
+
+def test_executors_assignment_goes_to_the_least_loaded(run_scenario: RunScenario) -> None:
+    proc = """
+    key: spread
+    name: spread
+    object: order
+    task: {assign: executors, executors: [user:maria, group:sales]}
+    blocks:
+      start: {type: start, next: q}
+      q: {type: question, title: Take it?, options: {ok: null}}
+    """
+    objects = """
+    groups: [sales]
+    """
+    steps = """
+  - create: {type: user, id: maria, data: {name: Maria, role: manager, groups: [sales]}}
+  - update: {object: boris, set: {groups: [sales]}}
+  - create: {type: order, id: o2, data: {number: A-2}}
+  - create: {type: order, id: o3, data: {number: A-3}}
+  - start: {process: spread, object: o1}
+  - start: {process: spread, object: o2}
+  - start: {process: spread, object: o3}
+  - expect:
+      open_tasks: [{object: o1, assignee: maria}, {object: o2, assignee: boris},
+                   {object: o3, assignee: maria}]
+"""
+    assert_ok(run_scenario({"spread": proc}, scenario(steps), objects=objects))
