@@ -37,7 +37,16 @@ _SHOWN = {
 
 
 def _when(line: dict[str, Any]) -> str:
-    return datetime.fromisoformat(str(line["time"])).strftime("%a %d %b %H:%M")
+    return datetime.fromisoformat(str(line["time"])).strftime("%a %d %b %H:%M:%S")
+
+
+def _compact(value: Any) -> str:
+    """``{a: 1, b: [x, y]}`` without Python's quotes."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_compact(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return str(value)
 
 
 def _what(line: dict[str, Any]) -> str:
@@ -45,9 +54,13 @@ def _what(line: dict[str, Any]) -> str:
     event = line["event"]
     if event == "step":
         args = d.get("args")
-        return f"[bold]{d.get('kind')}[/bold] {args if args is not None else ''}"
-    parts = [f"{k}={v}" for k, v in d.items() if v not in (None, [], {})]
-    return f"{event} " + " ".join(parts)
+        if isinstance(args, dict):
+            args = {k: v for k, v in args.items() if v not in ({}, [], None)}
+        return f"[bold cyan]▶ {d.get('kind')}[/bold cyan] {_compact(args)}"
+    parts = [f"{k}={_compact(v)}" for k, v in d.items() if v not in (None, [], {})]
+    style = {"refused": "yellow", "expectation_failed": "red", "incident": "red"}.get(event)
+    text = f"{event} " + " ".join(parts)
+    return f"[{style}]{text}[/{style}]" if style else text
 
 
 def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
@@ -64,7 +77,7 @@ def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
             console.print(f"[red]invalid input[/red]\n{exc}")
             return 2
         table = Table(title=f"{path.stem}", show_lines=False, expand=True)
-        table.add_column("time (Moscow)", no_wrap=True)
+        table.add_column("time (Moscow)", no_wrap=True, style="dim")
         table.add_column("instance", no_wrap=True)
         table.add_column("block", no_wrap=True)
         table.add_column("what")
