@@ -305,6 +305,38 @@ def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict
         raise Incident(f"{rec.type} {object_id}: {exc}") from exc
 
 
+def _literal(value: Any) -> bool:
+    if isinstance(value, str):
+        return not value.startswith("=")
+    if isinstance(value, dict):
+        return all(_literal(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_literal(v) for v in value)
+    return True
+
+
+def _changes(step: Step, block: m.OperationBlock, token: Token, oid: str) -> dict[str, Any]:
+    """The validated changes of an operation's ``set``/``stage``.
+
+    Literal ``set`` values (no expression, no stage move) are validated once per version and
+    object type; dictionaries only ever grow, so a value valid once stays valid.
+    """
+    rec = step.overlay.load(oid)
+    if rec is None:
+        raise Incident(f"object {oid!r} does not exist")
+    key = ("set", token.block, rec.type, id(step.world.schema))
+    cached = step.defn.cache.get(key) if not block.stage else None
+    if cached is not None:
+        return dict(cached)
+    raw = step.value(dict(block.set), token)
+    if block.stage:
+        raw["stage"] = step.value(block.stage, token)
+    changes = _coerce_changes(step, oid, raw)
+    if not block.stage and _literal(block.set):
+        step.defn.cache[key] = dict(changes)
+    return changes
+
+
 def _group_target(step: Step) -> str:
     uid = client_of(step.overlay, step.state.object_id)
     if uid is None:
@@ -358,10 +390,7 @@ def _operation(step: Step, block: m.OperationBlock, token: Token) -> object:
     if block.set or block.stage:
         if oid is None:
             raise Incident("operation: the instance has no object")
-        raw = step.value(dict(block.set), token)
-        if block.stage:
-            raw["stage"] = step.value(block.stage, token)
-        changes = _coerce_changes(step, oid, raw)
+        changes = _changes(step, block, token, oid)
     groups = _groups_change(step, block)
     # Everything is computed; now the effects.
     if created is not None:

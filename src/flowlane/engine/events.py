@@ -78,7 +78,7 @@ Event = (
 # ---- commands --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenTask:
     task_id: str
     instance_id: str

@@ -24,6 +24,9 @@ from flowlane.expr import compile_expression
 from flowlane.model.definition import Definition
 from flowlane.model.process import TaskSettings
 
+NO_SETTINGS = TaskSettings()
+"""The settings of a process without ``task:`` whose parents have none either."""
+
 WAIT = object()
 """Returned by a block handler when its token has come to wait."""
 
@@ -71,7 +74,7 @@ class Step:
             parent = self.world.definition(inherited)
             if parent is not None and parent.spec.task is not None:
                 return parent.spec.task
-        return TaskSettings()
+        return NO_SETTINGS
 
     def scope(self, token: Token | None = None) -> dict[str, Any]:
         """Names in scope for expressions and templates."""
@@ -191,7 +194,6 @@ class Step:
         self.state.result = result
         self.state.ended_at = self.ctx.now
         self.ended = True
-        self.subscriptions_dirty = True
         self.log(None, "instance_" + status, outcome=outcome, result=result)
         parent = self.state.parent
         if parent and status == "ended":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from flowlane.model.process import ConditionBlock, JoinBlock, ProcessFile, exits_of
 
@@ -15,6 +16,8 @@ class Definition:
     version: int = 1
     source: str = ""
     incoming: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Derived values the engine computes once per version (e.g. validated literal changes)."""
 
     @classmethod
     def build(cls, spec: ProcessFile, *, version: int = 1, source: str = "") -> Definition:
