@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError as PydanticError
 
+from flowlane.model.process import BLOCK_TYPES
+
 
 @dataclass(frozen=True, order=True)
 class Diagnostic:
@@ -52,25 +54,7 @@ def from_pydantic(exc: PydanticError, *, file: str, blocks_key: str = "blocks") 
     return out
 
 
-_BLOCK_TAGS = set(
-    [
-        "start",
-        "end",
-        "fork",
-        "join",
-        "condition",
-        "wait_for",
-        "delay",
-        "question",
-        "call",
-        "task",
-        "operation",
-        "counter",
-        "message",
-        "subprocess",
-        "for_each",
-    ]
-)
+_BLOCK_TAGS = frozenset(BLOCK_TYPES)
 
 
 def _message(err: Any, where: str) -> str:

@@ -7,7 +7,7 @@ Block ids map to blocks; every block has a ``type`` and may have ``name`` and ``
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -241,23 +241,10 @@ Block = Annotated[
     Field(discriminator="type"),
 ]
 
-BLOCK_TYPES = [
-    "start",
-    "end",
-    "fork",
-    "join",
-    "condition",
-    "wait_for",
-    "delay",
-    "question",
-    "call",
-    "task",
-    "operation",
-    "counter",
-    "message",
-    "subprocess",
-    "for_each",
-]
+BLOCK_TYPES: tuple[str, ...] = tuple(
+    get_args(model.model_fields["type"].annotation)[0] for model in get_args(get_args(Block)[0])
+)
+"""Every block ``type`` in table order, derived from the ``Block`` union."""
 
 WAITING_TYPES = frozenset(
     {"wait_for", "delay", "question", "call", "subprocess", "for_each", "join"}
