@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flowlane.model.recipe import load_recipe
@@ -56,10 +57,10 @@ def _what(line: dict[str, Any]) -> str:
         args = d.get("args")
         if isinstance(args, dict):
             args = {k: v for k, v in args.items() if v not in ({}, [], None)}
-        return f"[bold cyan]▶ {d.get('kind')}[/bold cyan] {_compact(args)}"
+        return f"[bold cyan]▶ {d.get('kind')}[/bold cyan] {escape(_compact(args))}"
     parts = [f"{k}={_compact(v)}" for k, v in d.items() if v not in (None, [], {})]
     style = {"refused": "yellow", "expectation_failed": "red", "incident": "red"}.get(event)
-    text = f"{event} " + " ".join(parts)
+    text = escape(f"{event} " + " ".join(parts))
     return f"[{style}]{text}[/{style}]" if style else text
 
 
@@ -74,7 +75,8 @@ def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
         try:
             result = simulate(recipe_dir, path, sink=lines.append)
         except InvalidInput as exc:
-            console.print(f"[red]invalid input[/red]\n{exc}")
+            console.print("invalid input", style="red")
+            console.print(str(exc), markup=False)
             return 2
         table = Table(title=f"{path.stem}", show_lines=False, expand=True)
         table.add_column("time (Moscow)", no_wrap=True, style="dim")
@@ -91,7 +93,9 @@ def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
                 )
         console.print(table)
         status = (
-            "[green]all expectations held[/green]" if result.ok else f"[red]{result.message}[/red]"
+            "[green]all expectations held[/green]"
+            if result.ok
+            else f"[red]{escape(result.message)}[/red]"
         )
         console.print(status)
         worst = max(worst, result.exit_code)

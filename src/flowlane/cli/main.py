@@ -51,10 +51,11 @@ def simulate_command(
         try:
             result = simulate(recipe, path, roundtrip=roundtrip, sink=sink)
         except InvalidInput as exc:
-            console.print(f"[red]invalid input[/red]\n{exc}", highlight=False)
+            console.print("invalid input", style="red")
+            console.print(str(exc), markup=False, highlight=False)
             raise typer.Exit(2) from exc
         if not result.ok:
-            console.print(f"[red]FAILED[/red] {result.message}", highlight=False)
+            console.print(f"FAILED {result.message}", style="red", markup=False, highlight=False)
             worst = max(worst, result.exit_code)
         else:
             console.print(f"[green]ok[/green] {path}", highlight=False)

@@ -31,7 +31,7 @@ from flowlane.engine.step import WAIT, Incident, Step
 from flowlane.expr import compile_expression
 from flowlane.model import process as m
 from flowlane.model.render import render
-from flowlane.objects import check_stage_move, validate_record
+from flowlane.objects import check_stage_move, coerce_value, field_from_dict, validate_record
 
 Handler = Callable[[Step, Any, Token], object]
 
@@ -162,7 +162,8 @@ def resume_timer(step: Step, token: Token) -> None:
     step.log(token.block, "timer_fired", timer=timer)
     if isinstance(block, m.WaitForBlock):
         step.subscriptions_dirty = True
-        step.move(token, block.on_timeout)
+        held, _reads = _holds(step, block.until, token)
+        step.move(token, block.next if held else block.on_timeout)
     else:
         step.move(token, getattr(block, "next", None))
 
@@ -193,8 +194,8 @@ def _open_task(
         extra_load=step.extra_load,
         scope=lambda: scope,
     )
-    rendered_title = render(title, scope) or token.block
-    rendered_text = render(text, scope)
+    rendered_title = step.redact(render(title, scope)) or token.block
+    rendered_text = step.redact(render(text, scope))
     reaction = int(parse_duration(settings.reaction).total_seconds()) if settings.reaction else None
     task_id = step.state.next_id("t")
     if assignee is not None:
@@ -263,10 +264,12 @@ def resume_task(step: Step, token: Token, event: TaskAnswered | TaskFinished) ->
     block = step.defn.spec.blocks[token.block]
     token.wait = None
     if isinstance(event, TaskFinished):
+        token.answer = {"option": event.status, "fields": {}, "by": event.by}
         step.log(token.block, "task_finished", task=event.task_id, status=event.status)
         step.move(token, getattr(block, "next", None))
         return
     step.log(token.block, "task_answered", task=event.task_id, option=event.option, by=event.by)
+    token.answer = {"option": event.option, "fields": dict(event.fields), "by": event.by}
     if isinstance(block, m.DelayBlock):
         at = step.to_datetime(event.fields.get("at"), f"field 'at' of {token.block}")
         _wait_until(step, token, at, block.next)
@@ -278,7 +281,6 @@ def resume_task(step: Step, token: Token, event: TaskAnswered | TaskFinished) ->
             step.log(token.block, "message_skipped")
         step.move(token, block.next)
         return
-    token.answer = {"option": event.option, "fields": dict(event.fields), "by": event.by}
     options = getattr(block, "options", {})
     step.move(token, options.get(event.option) if event.option is not None else None)
 
@@ -293,7 +295,7 @@ def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict
         check_stage_move(otype, rec.data.get("stage"), str(changes["stage"]))
     plain = {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in changes.items()}
     try:
-        return validate_record(
+        clean = validate_record(
             otype,
             plain,
             schema=schema,
@@ -303,6 +305,20 @@ def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict
         )
     except FlowlaneError as exc:
         raise Incident(f"{rec.type} {object_id}: {exc}") from exc
+    _check_links(step, otype, clean, f"{rec.type} {object_id}")
+    return clean
+
+
+def _check_links(step: Step, otype: Any, data: dict[str, Any], what: str) -> None:
+    """A link field must name an existing object of its type."""
+    for name, value in data.items():
+        spec = otype.fields.get(name)
+        target = spec.link_type if spec is not None else None
+        if target is None or value is None:
+            continue
+        linked = step.overlay.load(str(value))
+        if linked is None or linked.type != target:
+            raise Incident(f"{what}: field '{name}': no {target} {value!r}")
 
 
 def _literal(value: Any) -> bool:
@@ -385,6 +401,7 @@ def _operation(step: Step, block: m.OperationBlock, token: Token) -> object:
             clean = validate_record(ctype, data, schema=step.world.schema, tz=step.world.tz)
         except FlowlaneError as exc:
             raise Incident(f"create {block.create.type}: {exc}") from exc
+        _check_links(step, ctype, clean, f"create {block.create.type}")
         created = (step.state.next_id("o"), ctype.key, clean)
     changes: dict[str, Any] = {}
     if block.set or block.stage:
@@ -414,13 +431,20 @@ def _record(object_id: str, type_key: str, data: dict[str, Any]) -> Any:
     return ObjectRecord(object_id, type_key, dict(data))
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _counter(step: Step, block: m.CounterBlock, token: Token) -> object:
     name = block.counter
     if block.set is not None:
         value = step.value(block.set, token)
     else:
-        value = (step.state.counters.get(name) or 0) + (step.value(block.add, token) or 0)
-    if not isinstance(value, int | float) or isinstance(value, bool):
+        delta = step.value(block.add, token)
+        if not _is_number(delta):
+            raise Incident(f"counter {name}: cannot add {delta!r}: not a number")
+        value = (step.state.counters.get(name) or 0) + delta
+    if not _is_number(value):
         raise Incident(f"counter {name}: {value!r} is not a number")
     step.state.counters[name] = value
     step.log(token.block, "counter", counter=name, value=value)
@@ -487,7 +511,7 @@ def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
         step.emit(
             SendMessage(mid, step.state.id, token.block, channel, address, user_id, subj, text)
         )
-        step.log(token.block, "message_sent", message=mid, to=address, subject=subj)
+        step.log(token.block, "message_sent", message=mid, to=address, subject=step.redact(subj))
 
 
 def _child_vars(step: Step, raw: dict[str, Any], token: Token) -> dict[str, Any]:
@@ -498,8 +522,19 @@ def _child_vars(step: Step, raw: dict[str, Any], token: Token) -> dict[str, Any]
 def _start_child(
     step: Step, process: str, object_id: str | None, vars_: dict[str, Any], token: Token
 ) -> str:
-    if step.world.definition(process) is None:
+    child = step.world.definition(process)
+    if child is None:
         raise Incident(f"process {process!r} is not deployed")
+    vars_ = dict(vars_)
+    for name, raw in vars_.items():
+        spec = child.spec.variables.get(name)
+        if spec is not None and raw is not None:
+            try:
+                vars_[name] = coerce_value(
+                    field_from_dict(name, spec), raw, schema=step.world.schema, tz=step.world.tz
+                )
+            except FlowlaneError as exc:
+                raise Incident(f"{process}: variable {exc}") from exc
     child_id = step.state.next_id("c")
     settings_from = (
         step.state.process

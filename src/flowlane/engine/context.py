@@ -119,7 +119,11 @@ class ObjectProxy:
             return None
         otype = self._overlay.world.schema.types.get(rec.type)
         spec = otype.fields.get(name) if otype is not None else None
-        if spec is not None and spec.type == "link" and spec.to and ":" not in spec.to:
+        if spec is None:
+            return value
+        if spec.write_only:
+            return None
+        if spec.link_type is not None:
             return ObjectProxy(self._overlay, str(value))
         return value
 

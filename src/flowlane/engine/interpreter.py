@@ -85,6 +85,8 @@ def _run(step: Step) -> None:
 
 
 def _started(step: Step, event: InstanceStarted) -> None:
+    for name in step.defn.spec.counters:
+        step.state.counters.setdefault(name, 0)
     step.state.vars.update(event.vars)
     step.state.started_at = step.ctx.now
     step.log(None, "instance_started", vars=sorted(event.vars))
@@ -144,9 +146,12 @@ def decide(definition: Definition, state: InstanceState, event: Event, ctx: Ctx)
     """Apply one event to one instance. Pure: inputs are not mutated."""
     new = state.copy()
     step = Step(definition, new, ctx)
-    accepts = new.status == "running" or isinstance(event, Retried | InstanceCancelled)
-    if new.status == "incident" and isinstance(event, InstanceCancelled):
-        accepts = True
+    if isinstance(event, InstanceCancelled):
+        accepts = new.status in ("running", "incident")
+    elif isinstance(event, Retried):
+        accepts = new.status == "incident"
+    else:
+        accepts = new.status == "running"
     if not accepts:
         return Decision(new, [], [])
     try:

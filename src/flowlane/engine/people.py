@@ -63,6 +63,16 @@ def least_loaded(
     return best[2] if best else None
 
 
+def _user(overlay: Overlay, user_id: str | None, spec: str) -> str | None:
+    """A resolved assignee must be an existing user."""
+    if user_id is None:
+        return None
+    rec = overlay.load(user_id)
+    if rec is None or rec.type != "user":
+        raise ValidationError(f"assign {spec!r} gives {user_id!r}, which is not a user")
+    return user_id
+
+
 def resolve_assignee(
     spec: str | None,
     *,
@@ -85,12 +95,12 @@ def resolve_assignee(
     if spec == "answer.by":
         return answer_by
     if spec.startswith("user:"):
-        return spec[5:]
+        return _user(overlay, spec[5:], spec)
     if spec in ("client", "object"):
         return client_of(overlay, object_id)
     if spec.startswith("="):
         value = compile_expression(spec[1:]).evaluate(scope())
-        return object_id_of(value)
+        return _user(overlay, object_id_of(value), spec)
     raise ValidationError(f"unknown assignment {spec!r}")
 
 
@@ -104,6 +114,31 @@ def _address(overlay: Overlay, user_id: str, channel: str) -> str | None:
     return str(email) if email else None
 
 
+def _split_recipients(
+    spec: str, overlay: Overlay, object_id: str | None, scope: Callable[[], dict[str, Any]]
+) -> tuple[list[str | None], list[str]]:
+    """One ``to`` entry as (user ids, literal addresses)."""
+    if spec == "client":
+        return [client_of(overlay, object_id)], []
+    if spec == "manager":
+        return [manager_of(overlay, object_id)], []
+    if spec.startswith("user:"):
+        return [_user(overlay, spec[5:], spec)], []
+    if spec.split(":", 1)[0] in ("group", "role"):
+        return list(expand(overlay, [spec])), []
+    if not spec.startswith("="):
+        return [], [spec]
+    value = compile_expression(spec[1:]).evaluate(scope())
+    users: list[str | None] = []
+    literal: list[str] = []
+    for v in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(v, ObjectProxy) or (isinstance(v, str) and overlay.load(v)):
+            users.append(object_id_of(v))
+        elif v:
+            literal.append(str(v))
+    return users, literal
+
+
 def recipients(
     to: str | list[str],
     *,
@@ -112,34 +147,46 @@ def recipients(
     channel: str,
     scope: Callable[[], dict[str, Any]],
 ) -> list[tuple[str | None, str | None]]:
-    """``(user id, address)`` for every recipient of a message; one message each."""
-    specs = [to] if isinstance(to, str) else list(to)
-    users: list[str | None] = []
-    literal: list[str] = []
-    for spec in specs:
-        if spec == "client":
-            users.append(client_of(overlay, object_id))
-        elif spec == "manager":
-            users.append(manager_of(overlay, object_id))
-        elif spec.split(":", 1)[0] in ("user", "group", "role"):
-            users.extend(expand(overlay, [spec]))
-        elif spec.startswith("="):
-            value = compile_expression(spec[1:]).evaluate(scope())
-            values = value if isinstance(value, list | tuple) else [value]
-            for v in values:
-                if isinstance(v, ObjectProxy) or (isinstance(v, str) and overlay.load(v)):
-                    users.append(object_id_of(v))
-                elif v:
-                    literal.append(str(v))
-        else:
-            literal.append(spec)
+    """``(user id, address)`` for every recipient of a message; one message each.
+
+    A user without an address for the channel gives ``(user, None)`` (logged, not sent); an
+    entry that is no recipient at all (a typo such as ``managr``) is an error.
+    """
     out: list[tuple[str | None, str | None]] = []
-    for uid in users:
-        if uid is None:
-            out.append((None, None))
-        elif channel == "webhook":
-            out.append((uid, None))
-        else:
-            out.append((uid, _address(overlay, uid, channel)))
-    out.extend((None, addr) for addr in literal)
-    return out
+    for spec in [to] if isinstance(to, str) else list(to):
+        users, literal = _split_recipients(spec, overlay, object_id, scope)
+        for uid in users:
+            if uid is None or channel == "webhook":
+                out.append((uid, None))
+            else:
+                out.append((uid, _address(overlay, uid, channel)))
+        for addr in literal:
+            if not _is_address(addr, channel):
+                raise ValidationError(
+                    f"recipient {addr!r} is neither client, manager, user:/group:/role:<key> "
+                    f"nor {'a URL' if channel == 'webhook' else 'an address'}"
+                )
+            out.append((None, addr))
+    return _one_per_address(out)
+
+
+def _is_address(text: str, channel: str) -> bool:
+    if channel == "webhook":
+        return text.startswith(("http://", "https://"))
+    return "@" in text
+
+
+def _one_per_address(
+    pairs: list[tuple[str | None, str | None]],
+) -> list[tuple[str | None, str | None]]:
+    """One message per recipient: the first of several entries with the same address."""
+    seen: set[str] = set()
+    unique = []
+    for pair in pairs:
+        address = pair[1]
+        if address is not None:
+            if address in seen:
+                continue
+            seen.add(address)
+        unique.append(pair)
+    return unique

@@ -59,6 +59,13 @@ class Step:
 
     # ---- helpers used by block handlers ----------------------------------------------
 
+    def redact(self, text: str) -> str:
+        """Replace values that live only for this step (generated passwords) with ***."""
+        for value in self.transient.values():
+            if isinstance(value, str) and value:
+                text = text.replace(value, "***")
+        return text
+
     def log(self, block: str | None, event: str, **details: Any) -> None:
         self.trace.append(TraceEntry(self.state.id, self.state.process, block, event, details))
 
@@ -181,12 +188,18 @@ class Step:
         if w.get("k") == "cond":
             self.subscriptions_dirty = True
 
-    def finish(self, status: str, outcome: str | None, result: str | None) -> None:
+    def finish(
+        self, status: str, outcome: str | None, result: str | None, *, terminate: bool = True
+    ) -> None:
+        """End the instance. ``terminate`` (an ``end`` block, a cancel) also cancels its
+        running children; an instance that simply ran out of tokens leaves the children of a
+        ``for_each`` with ``wait: none`` running."""
         for tok in list(self.state.tokens):
             self.release(tok)
-        for child in self.state.children:
-            self.emit(CancelChild(child))
-        self.state.children = []
+        if terminate:
+            for child in self.state.children:
+                self.emit(CancelChild(child))
+            self.state.children = []
         self.state.tokens = []
         self.queue.clear()
         self.state.status = status
@@ -201,7 +214,7 @@ class Step:
 
     def finish_if_empty(self) -> None:
         if not self.ended and self.state.status == "running" and not self.state.tokens:
-            self.finish("ended", "neutral", None)
+            self.finish("ended", "neutral", None, terminate=False)
 
     def sync_subscriptions(self) -> None:
         if not self.subscriptions_dirty:

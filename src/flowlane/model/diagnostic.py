@@ -27,6 +27,8 @@ class Diagnostic:
 def _loc_text(loc: Iterable[Any]) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and part.startswith("function-"):
+            continue  # pydantic's name for a validator inside a union: not the user's words
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -69,5 +71,5 @@ def _message(err: Any, where: str) -> str:
         return f"unknown block type {tag!r}" if tag else "unknown block type"
     if kind == "union_tag_not_found":
         return "block has no 'type'"
-    msg = err["msg"]
+    msg = str(err["msg"]).removeprefix("Value error, ")
     return f"{where}: {msg}" if where else msg

@@ -6,11 +6,27 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from flowlane.core.errors import ValidationError
+from flowlane.core.errors import FlowlaneError, ValidationError
+from flowlane.expr.runtime import multiply, power
 
-_ENV = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox (templates cannot change what they read), with ``**`` and
+    ``*`` bounded like expressions (no huge powers or repetitions)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            return power(left, right)
+        if operator == "*":
+            return multiply(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(undefined=ChainableUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=4096)
@@ -41,5 +57,7 @@ def render(source: str | None, scope: dict[str, Any]) -> str:
         return source
     try:
         return str(_compile(source).render(scope))
-    except TemplateError as exc:
-        raise ValidationError(f"template failed: {exc}") from exc
+    except FlowlaneError:
+        raise
+    except Exception as exc:  # any failure inside user template code is the template's
+        raise ValidationError(f"template failed: {type(exc).__name__}: {exc}") from exc

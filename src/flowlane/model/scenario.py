@@ -5,9 +5,44 @@ A step is a mapping with exactly one key naming it (``repeat`` goes with ``steps
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from flowlane.core.duration import parse_duration
+from flowlane.core.errors import DurationError, ExpressionError
+from flowlane.expr import compile_expression
+
+
+def _datetime_text(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
+    return value
+
+
+def _duration_text(value: str) -> str:
+    try:
+        parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _expression_text(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            compile_expression(value)
+        except ExpressionError as exc:
+            raise ValueError(f"invalid expression {value!r}: {exc}") from None
+    return value
+
+
+DateTimeText = Annotated[str, AfterValidator(_datetime_text)]
+DurationText = Annotated[str, AfterValidator(_duration_text)]
+ExpressionText = Annotated[str | None, AfterValidator(_expression_text)]
 
 
 class _Strict(BaseModel):
@@ -29,7 +64,7 @@ class StartStep(_Strict):
 
 class MassStartStep(_Strict):
     process: str
-    where: str | None = None
+    where: ExpressionText = None
     vars: dict[str, Any] = Field(default_factory=dict)
     by: str | None = None
 
@@ -52,7 +87,7 @@ class StageStep(_Strict):
 
 
 class AdvanceUntil(_Strict):
-    until: str
+    until: DateTimeText
 
 
 class TaskRef(_Strict):
@@ -207,7 +242,7 @@ class Step(_Strict):
     create: CreateStep | None = None
     update: UpdateStep | None = None
     stage: StageStep | None = None
-    advance: str | AdvanceUntil | None = None
+    advance: DurationText | AdvanceUntil | None = None
     answer: AnswerStep | None = None
     status: StatusStep | None = None
     comment: CommentStep | None = None
@@ -245,7 +280,7 @@ class Step(_Strict):
 class ScenarioFile(_Strict):
     name: str
     description: str | None = None
-    clock: str
+    clock: DateTimeText
     timezone: str | None = None
     objects: list[ObjectFixture] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)

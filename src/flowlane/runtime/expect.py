@@ -43,14 +43,15 @@ def match_all(expected: Sequence[M], actual: Sequence[T], fits: Callable[[M, T],
 
 
 def _task_fits(m: sc.TaskMatch, t: TaskRecord) -> bool:
-    pairs = [
-        (m.block, t.block),
-        (m.object, t.object_id),
-        (m.assignee, t.assignee),
-        (m.process, t.process),
-        (m.status, t.status),
-    ]
-    return all(want is None or want == got for want, got in pairs)
+    """Keys given must match; ``assignee: null`` given explicitly means unassigned."""
+    got = {
+        "block": t.block,
+        "object": t.object_id,
+        "assignee": t.assignee,
+        "process": t.process,
+        "status": t.status,
+    }
+    return all(getattr(m, key) == got[key] for key in m.model_fields_set)
 
 
 def _msg_fits(m: sc.MessageMatch, msg: MessageRecord) -> bool:

@@ -12,10 +12,10 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError as PydanticError
 
@@ -51,6 +51,15 @@ class SimResult:
     trace: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _redacted(value: Any) -> Any:
+    """Step arguments for the trace, with passwords (write-only everywhere) hidden."""
+    if isinstance(value, dict):
+        return {k: "***" if k == "password" else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def parse_time(text: str, tz: tzinfo) -> datetime:
     value = datetime.fromisoformat(str(text))
     return value if value.tzinfo else value.replace(tzinfo=tz)
@@ -64,7 +73,15 @@ def load_scenario(path: Path) -> sc.ScenarioFile:
     try:
         return sc.ScenarioFile.model_validate(data)
     except PydanticError as exc:
-        raise InvalidInput(from_pydantic(exc, file=str(path), blocks_key="steps")) from exc
+        problems = from_pydantic(exc, file=str(path), blocks_key="steps")
+        raise InvalidInput(
+            [
+                Diagnostic(p.file, f"step {int(p.block) + 1}", p.message)
+                if p.block.isdigit()
+                else p
+                for p in problems
+            ]
+        ) from exc
 
 
 def build_account(recipe: Recipe, now: datetime, tz: tzinfo, sink: Sink | None) -> Account:
@@ -96,7 +113,12 @@ class Simulation:
         self.roundtrip = roundtrip
         self.trace: list[dict[str, Any]] = []
         self.sink = sink
-        self.tz = ZoneInfo(scenario.timezone or DEFAULT_TZ)
+        try:
+            self.tz = ZoneInfo(scenario.timezone or DEFAULT_TZ)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidInput(
+                [Diagnostic(source, "timezone", f"unknown time zone {scenario.timezone!r}")]
+            ) from exc
         start = parse_time(scenario.clock, self.tz)
         self.account = build_account(recipe, start, self.tz, self._emit)
         self.refused: str | None = None
@@ -170,13 +192,15 @@ class Simulation:
             "step",
             step=where,
             kind=kind,
-            args=body.model_dump(by_alias=True, exclude_none=True)
-            if hasattr(body, "model_dump")
-            else body,
+            args=_redacted(
+                body.model_dump(by_alias=True, exclude_none=True)
+                if hasattr(body, "model_dump")
+                else body
+            ),
         )
         self.refused = None
         try:
-            STEP_RUNNERS[kind](self, body)
+            self.account.attempt(lambda: STEP_RUNNERS[kind](self, body))
         except Refused as exc:
             self.refused = str(exc)
             self._note("refused", step=where, kind=kind, reason=str(exc))
@@ -308,4 +332,4 @@ def simulate(
     ).run()
 
 
-__all__ = ["InvalidInput", "SimResult", "Simulation", "simulate", "timedelta"]
+__all__ = ["InvalidInput", "SimResult", "Simulation", "simulate"]

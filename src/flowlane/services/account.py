@@ -7,6 +7,7 @@ changes the store and runs the steps it set off to quiescence.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from flowlane.model.definition import Definition
 from flowlane.model.process import TaskSettings
 from flowlane.objects import FieldSpec, check_stage_move, coerce_value, validate_record
 from flowlane.services import launch
+from flowlane.services.passwords import hash_passwords
 from flowlane.services.runner import Runner, TraceSink
 from flowlane.store.memory import MemoryStore
 from flowlane.store.records import MessageRecord, TaskRecord
@@ -37,6 +39,33 @@ class Account:
         self.runner.on_periodic = lambda timer: launch.run_periodic(self, timer)
         self.stopped: set[str] = set()
         self._object_seq = 0
+
+    # ---- units of work -----------------------------------------------------------------------
+
+    def attempt(self, action: Callable[[], None]) -> None:
+        """Run one request as a unit: if it fails, nothing of it stays.
+
+        Refusals pass through as they are; any other flowlane error (a bad value in the
+        request, a step that ran away) is a refusal too, with its message.
+        """
+        saved = (
+            self.store.savepoint(),
+            dict(self.runner.tasks_created),
+            self._object_seq,
+            self.runner.now,
+        )
+        try:
+            action()
+        except FlowlaneError as exc:
+            store_saved, created, seq, now = saved
+            self.store.rollback(store_saved)
+            self.runner.tasks_created = created
+            self.runner.queue.clear()
+            self._object_seq = seq
+            self.runner.now = now
+            if isinstance(exc, Refused):
+                raise
+            raise Refused(str(exc)) from exc
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -182,7 +211,7 @@ class Account:
         doomed = [st.id for st in self.store.instances_of(process) if st.status == "running"]
         for iid in doomed:
             self.runner.step(iid, ev.InstanceCancelled("restart"))
-        family = set(doomed)
+        family = {st.id for st in self.store.instances_of(process)}
         for st in self.store.instances.values():
             if st.parent and st.parent["id"] in family:
                 family.add(st.id)
@@ -274,7 +303,7 @@ class Account:
                 and (value is not None and value not in self.store.objects)
             ):
                 raise Refused(f"{type_key}: field '{name}': object {value!r} does not exist")
-        return clean
+        return hash_passwords(otype, clean)
 
     def update_object(self, object_id: str, changes: dict[str, Any]) -> None:
         rec = self.get_object(object_id)
@@ -301,7 +330,10 @@ class Account:
     def add_dictionary_value(self, key: str, value: str) -> None:
         if key not in self.store.schema.dictionaries:
             raise Refused(f"dictionary {key!r} does not exist")
-        self.store.schema.add_dictionary_value(key, value)
+        try:
+            self.store.schema.add_dictionary_value(key, value)
+        except FlowlaneError as exc:
+            raise Refused(f"dictionary {key}: {exc}") from exc
 
     def object_for_event(self, d: Definition, data: dict[str, Any]) -> str | None:
         """The object an event launch runs on: ``data.object``, a user found by email,
@@ -340,6 +372,13 @@ class Account:
             raise Refused(f"no open task of block {block!r} on {object_id}")
         return found[0]
 
+    def _check_instance(self, task: TaskRecord) -> None:
+        """A task its instance waits on can be answered only while the instance runs."""
+        state = self.store.instances.get(task.instance_id)
+        if task.waits and state is not None and state.status != "running":
+            why = f": {state.incident}" if state.incident else ""
+            raise Refused(f"instance {state.id} is {state.status}{why}; retry it first")
+
     def _check_actor(self, task: TaskRecord, user_id: str | None, what: str) -> None:
         if user_id is None:
             return
@@ -360,6 +399,7 @@ class Account:
     ) -> None:
         if task.workflow is not None:
             raise Refused(f"task {task.id} has a status workflow: change its status instead")
+        self._check_instance(task)
         self._check_actor(task, by, "answer")
         if task.options and option is None:
             raise Refused(f"an option is required: {', '.join(task.options)}")
@@ -398,6 +438,7 @@ class Account:
         if by is None:
             raise Refused("a status change needs the person who makes it (by)")
         self.role_of(by)
+        self._check_instance(task)
         check_transition(
             task.workflow,
             current=task.status,
@@ -490,6 +531,7 @@ class Account:
         by: str | None,
         from_given: bool = True,
     ) -> int:
+        self.definition(process)
         self.require_role(by, ADMIN_ROLES, f"reassign tasks of {process}")
         if to is not None:
             self.role_of(to)

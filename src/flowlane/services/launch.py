@@ -151,7 +151,7 @@ def on_event(account: Account, kind: str, key: str | None, data: dict[str, Any])
         if d.spec.launch.approval and d_key not in account.store.approved:
             continue
         object_id = account.object_for_event(d, data)
-        vars_ = {k: v for k, v in data.items() if k in d.spec.variables}
+        vars_ = account.coerce_vars(d, {k: v for k, v in data.items() if k in d.spec.variables})
         if object_id is None or entry_holds(account, d, object_id):
             started.append(account.runner.start_instance(d_key, object_id, vars_))
     return started

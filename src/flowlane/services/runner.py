@@ -13,17 +13,22 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from flowlane.core.errors import FlowlaneError
 from flowlane.engine import Ctx, InstanceState, decide
 from flowlane.engine import events as ev
 from flowlane.engine.context import ObjectRecord
 from flowlane.engine.events import Decision, Event
 from flowlane.model.definition import Definition
+from flowlane.services.passwords import hash_passwords
 from flowlane.store.memory import MemoryStore
 from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
 
 TraceSink = Callable[[dict[str, Any]], None]
+
+MAX_CASCADE = 100_000
+"""Steps one request may set off before it is taken for a runaway."""
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Runner:
     sink: TraceSink | None = None
     on_object_created: Callable[[str], None] | None = None
     on_object_changed: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
+    max_cascade: ClassVar[int] = MAX_CASCADE
     recorder: Callable[[Definition, InstanceState, Event, datetime, Decision], None] | None = None
     queue: deque[tuple[str, Event]] = field(default_factory=deque)
     tasks_created: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
@@ -78,11 +84,24 @@ class Runner:
         self.queue.append((instance_id, event))
 
     def run(self) -> None:
-        """Run queued steps, then due timers, until nothing is left at ``now``."""
+        """Run queued steps, then due timers, until nothing is left at ``now``.
+
+        A cascade that never comes to rest (e.g. an update launch that updates its own object
+        with ``repeat: true``) is stopped after ``MAX_CASCADE`` steps with an error; the
+        request that set it off is then undone as a whole.
+        """
+        steps = 0
         while True:
             while self.queue:
                 iid, event = self.queue.popleft()
                 self.step(iid, event)
+                steps += 1
+                if steps > self.max_cascade:
+                    self.queue.clear()
+                    raise FlowlaneError(
+                        f"more than {self.max_cascade} steps without coming to rest: "
+                        "a launch or wake-up keeps setting itself off"
+                    )
             timer = self.store.next_timer(self.now)
             if timer is None:
                 return
@@ -178,7 +197,9 @@ class Runner:
         self.store.cancel_timer(cmd.timer_id)
 
     def _apply_CreateObject(self, cmd: ev.CreateObject, state: InstanceState, _c: Any) -> None:
-        self.store.objects[cmd.object_id] = ObjectRecord(cmd.object_id, cmd.type, dict(cmd.data))
+        otype = self.store.schema.types[cmd.type]
+        data = hash_passwords(otype, dict(cmd.data))
+        self.store.objects[cmd.object_id] = ObjectRecord(cmd.object_id, cmd.type, data)
         if self.on_object_created is not None:
             self.on_object_created(cmd.object_id)
 
@@ -187,7 +208,7 @@ class Runner:
     ) -> None:
         rec = self.store.objects[cmd.object_id]
         changed.setdefault(cmd.object_id, dict(rec.data))
-        rec.data.update(cmd.changes)
+        rec.data.update(hash_passwords(self.store.schema.types[rec.type], cmd.changes))
 
     def _apply_SendMessage(self, cmd: ev.SendMessage, state: InstanceState, _c: Any) -> None:
         self.store.messages.append(
@@ -216,7 +237,9 @@ class Runner:
 
     def _apply_CancelChild(self, cmd: ev.CancelChild, state: InstanceState, _c: Any) -> None:
         # A cancelled child reports nothing; its own cancellation runs at once, recursively.
-        self.step(cmd.child_id, ev.InstanceCancelled("parent ended"))
+        child = self.store.instances.get(cmd.child_id)
+        if child is not None and child.status in ("running", "incident"):
+            self.step(cmd.child_id, ev.InstanceCancelled("parent ended"))
 
     def _apply_NotifyParent(self, cmd: ev.NotifyParent, state: InstanceState, _c: Any) -> None:
         self.queue.append((cmd.parent_id, ev.ChildEnded(cmd.child_id, cmd.outcome, cmd.result)))

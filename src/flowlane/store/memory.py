@@ -6,6 +6,7 @@ decides process logic; the services call it.
 
 from __future__ import annotations
 
+import copy
 import heapq
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -129,6 +130,42 @@ class MemoryStore:
     def waiting_on(self, object_id: str) -> list[str]:
         """Instances whose wait conditions read this object (by index, not by scan)."""
         return sorted(self.subscriptions.get(object_id, ()), key=_instance_order)
+
+    # ---- savepoints -----------------------------------------------------------------------
+
+    _APPEND_ONLY = ("messages", "notifications", "incidents", "history")
+    _COPIED = (
+        "objects",
+        "instances",
+        "tasks",
+        "timers",
+        "_heap",
+        "subscriptions",
+        "subscribed",
+        "entered",
+        "matched",
+        "approved",
+        "last_launch",
+        "schema",
+    )
+
+    def savepoint(self) -> dict[str, Any]:
+        """What :meth:`rollback` needs to undo everything done after this call.
+
+        The memory store's stand-in for a transaction: a refused request changes nothing.
+        Append-only lists are cut back to their length; the rest is copied.
+        """
+        saved: dict[str, Any] = {k: len(getattr(self, k)) for k in self._APPEND_ONLY}
+        saved.update({k: copy.deepcopy(getattr(self, k)) for k in self._COPIED})
+        saved["_seq"] = (self._timer_seq, self._instance_seq)
+        return saved
+
+    def rollback(self, saved: dict[str, Any]) -> None:
+        for k in self._APPEND_ONLY:
+            del getattr(self, k)[saved[k] :]
+        for k in self._COPIED:
+            setattr(self, k, saved[k])
+        self._timer_seq, self._instance_seq = saved["_seq"]
 
     # ---- timers ---------------------------------------------------------------------------
 
