@@ -214,3 +214,34 @@ def test_explicit_null_assignee_means_unassigned(run_scenario: RunScenario) -> N
 """
     result = run_scenario({"q": proc}, scenario(steps))
     assert not result.ok and "assignee: boris" in result.message
+
+
+def test_cancelling_a_child_by_hand_ends_the_parents_branch(run_scenario: RunScenario) -> None:
+    parent = """
+    key: parent
+    name: parent
+    object: order
+    task: {assign: object_manager}
+    blocks:
+      start: {type: start, next: sub}
+      sub: {type: subprocess, process: child, exits: {ok: fine}}
+      fine: {type: end, outcome: positive}
+    """
+    child = """
+    key: child
+    name: child
+    object: order
+    draft: true
+    blocks:
+      start: {type: start, next: ask}
+      ask: {type: question, title: Call, options: {ok: done}}
+      done: {type: end, outcome: positive, result: ok}
+    """
+    steps = """
+  - start: {process: parent, object: o1}
+  - cancel: {process: child, object: o1, by: olga}
+  - expect:
+      ended: {process: parent, object: o1, outcome: neutral}
+      open_tasks: []
+"""
+    assert_ok(run_scenario({"parent": parent, "child": child}, scenario(steps)))

@@ -249,7 +249,7 @@ def _task(step: Step, block: m.TaskBlock, token: Token) -> object:
         text=block.text,
         assign=block.assign,
         options=(),
-        fields=block.fields,
+        fields={},
         workflow=workflow,
         waits=block.wait,
     )

@@ -26,6 +26,7 @@ from flowlane.engine.events import (
     Event,
     InstanceCancelled,
     InstanceStarted,
+    NotifyParent,
     ObjectChanged,
     RaiseIncident,
     Retried,
@@ -44,6 +45,10 @@ def _find(state: InstanceState, key: str, value: str) -> Token | None:
         if w is not None and (w.get(key) == value or value in w.get(key + "ren", ())):
             return tok
     return None
+
+
+PARENT_ENDED = "parent ended"
+"""The reason of a cancellation that the parent's end set off; such a child reports nothing."""
 
 
 def _loop_ids(executed: list[str], limit: int) -> str:
@@ -121,6 +126,10 @@ def _child(step: Step, event: ChildEnded) -> None:
 
 def _cancelled(step: Step, event: InstanceCancelled) -> None:
     step.finish("cancelled", "cancelled", None)
+    parent = step.state.parent
+    if parent and event.reason != PARENT_ENDED:
+        # Cancelled by hand: the parent's branch that waits on it ends (no result).
+        step.emit(NotifyParent(parent["id"], step.state.id, "cancelled", None))
 
 
 def _retried(step: Step, event: Retried) -> None:

@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from flowlane.core.errors import FlowlaneError
-from flowlane.engine.context import Ctx, Overlay
+from flowlane.engine.context import Ctx, Overlay, World
 from flowlane.engine.events import (
     CancelChild,
     CancelTimer,
@@ -26,6 +26,23 @@ from flowlane.model.process import TaskSettings
 
 NO_SETTINGS = TaskSettings()
 """The settings of a process without ``task:`` whose parents have none either."""
+
+
+def effective_settings(definition: Definition, state: InstanceState, world: World) -> TaskSettings:
+    """This process's ``task:`` settings, else those of the process that started it.
+
+    The child's start records which process's settings govern it (``parent["settings"]``),
+    so the rule holds down any depth of sub-processes.
+    """
+    if definition.spec.task is not None:
+        return definition.spec.task
+    inherited = (state.parent or {}).get("settings")
+    if inherited:
+        parent = world.definition(inherited)
+        if parent is not None and parent.spec.task is not None:
+            return parent.spec.task
+    return NO_SETTINGS
+
 
 WAIT = object()
 """Returned by a block handler when its token has come to wait."""
@@ -73,15 +90,7 @@ class Step:
         self.commands.append(command)
 
     def settings(self) -> TaskSettings:
-        """This process's ``task:`` settings, else those of the process that started it."""
-        if self.defn.spec.task is not None:
-            return self.defn.spec.task
-        inherited = (self.state.parent or {}).get("settings")
-        if inherited:
-            parent = self.world.definition(inherited)
-            if parent is not None and parent.spec.task is not None:
-                return parent.spec.task
-        return NO_SETTINGS
+        return effective_settings(self.defn, self.state, self.world)
 
     def scope(self, token: Token | None = None) -> dict[str, Any]:
         """Names in scope for expressions and templates."""

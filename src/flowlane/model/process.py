@@ -153,7 +153,6 @@ class TaskBlock(_Block):
     assign: str | None = None
     workflow: Workflow | None = None
     wait: bool = False
-    fields: dict[str, dict[str, Any]] = Field(default_factory=dict)
     next: Exit = None
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from flowlane.core.errors import FlowlaneError, NotFound, Refused
 from flowlane.engine import events as ev
 from flowlane.engine.context import ObjectRecord
-from flowlane.engine.taskrules import check_transition, may_act
+from flowlane.engine.step import effective_settings
+from flowlane.engine.taskrules import STAFF_ADMIN_ROLES, check_transition, may_act
 from flowlane.model.definition import Definition
 from flowlane.model.process import TaskSettings
 from flowlane.objects import FieldSpec, check_stage_move, coerce_value, validate_record
@@ -24,7 +25,7 @@ from flowlane.services.runner import Runner, TraceSink
 from flowlane.store.memory import MemoryStore
 from flowlane.store.records import MessageRecord, TaskRecord
 
-ADMIN_ROLES = ("owner", "admin")
+ADMIN_ROLES = tuple(sorted(STAFF_ADMIN_ROLES))
 STAFF_ROLES = ("owner", "admin", "manager", "employee")
 
 
@@ -37,7 +38,6 @@ class Account:
         self.runner.on_object_created = lambda oid: launch.on_created(self, oid)
         self.runner.on_object_changed = lambda oid, b, a: launch.on_changed(self, oid, b, a)
         self.runner.on_periodic = lambda timer: launch.run_periodic(self, timer)
-        self.stopped: set[str] = set()
         self._object_seq = 0
 
     # ---- units of work -----------------------------------------------------------------------
@@ -100,12 +100,8 @@ class Account:
     def settings_for(self, instance_id: str) -> TaskSettings:
         """The ``task:`` settings that govern an instance (its own, else its parent's)."""
         state = self.store.instances[instance_id]
-        d = self.store.version(state.process, state.version)
-        if d.spec.task is not None:
-            return d.spec.task
-        if state.parent:
-            return self.settings_for(state.parent["id"])
-        return TaskSettings()
+        definition = self.store.version(state.process, state.version)
+        return effective_settings(definition, state, self.store)
 
     # ---- processes ---------------------------------------------------------------------------
 

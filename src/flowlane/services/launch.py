@@ -39,7 +39,7 @@ def _automatic(account: Account, on: str, type_key: str) -> list[Definition]:
         d = account.store.definition(key)
         if d is None or d.spec.draft or d.spec.launch is None or d.spec.launch.on != on:
             continue
-        if d.spec.object != type_key or key in account.stopped:
+        if d.spec.object != type_key:
             continue
         if d.spec.launch.approval and key not in account.store.approved:
             continue
@@ -120,7 +120,7 @@ def run_periodic(account: Account, timer: TimerRecord) -> None:
     """A periodic check: objects that newly match enter; then the next check is scheduled."""
     assert timer.process is not None
     definition = account.store.definition(timer.process)
-    if definition is None or timer.process in account.stopped:
+    if definition is None:
         return
     if not (definition.spec.launch and definition.spec.launch.approval) or (
         definition.key in account.store.approved
@@ -146,7 +146,7 @@ def on_event(account: Account, kind: str, key: str | None, data: dict[str, Any])
         d = account.store.definition(d_key)
         if d is None or d.spec.launch is None or d.spec.launch.on != "event":
             continue
-        if d.spec.launch.event != name or d_key in account.stopped:
+        if d.spec.launch.event != name:
             continue
         if d.spec.launch.approval and d_key not in account.store.approved:
             continue

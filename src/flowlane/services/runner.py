@@ -20,6 +20,7 @@ from flowlane.engine import Ctx, InstanceState, decide
 from flowlane.engine import events as ev
 from flowlane.engine.context import ObjectRecord
 from flowlane.engine.events import Decision, Event
+from flowlane.engine.interpreter import PARENT_ENDED
 from flowlane.model.definition import Definition
 from flowlane.services.passwords import hash_passwords
 from flowlane.store.memory import MemoryStore
@@ -239,7 +240,7 @@ class Runner:
         # A cancelled child reports nothing; its own cancellation runs at once, recursively.
         child = self.store.instances.get(cmd.child_id)
         if child is not None and child.status in ("running", "incident"):
-            self.step(cmd.child_id, ev.InstanceCancelled("parent ended"))
+            self.step(cmd.child_id, ev.InstanceCancelled(PARENT_ENDED))
 
     def _apply_NotifyParent(self, cmd: ev.NotifyParent, state: InstanceState, _c: Any) -> None:
         self.queue.append((cmd.parent_id, ev.ChildEnded(cmd.child_id, cmd.outcome, cmd.result)))
