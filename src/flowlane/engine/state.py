@@ -141,7 +141,11 @@ def _token_to_dict(t: Token) -> dict[str, Any]:
 
 
 def to_dict(state: InstanceState) -> dict[str, Any]:
-    """Serialize an instance state to JSON-safe data (schema version ``STATE_VERSION``)."""
+    """Serialize an instance state to JSON-safe data (schema version ``STATE_VERSION``).
+
+    Keys are short and empty values are left out: a waiting instance is a few hundred bytes.
+    ``sa``/``ea`` (started, ended) are ISO 8601 text.
+    """
     d: dict[str, Any] = {
         "v": STATE_VERSION,
         "id": state.id,
@@ -152,18 +156,24 @@ def to_dict(state: InstanceState) -> dict[str, Any]:
         "seq": state.seq,
         "t": [_token_to_dict(t) for t in state.tokens],
     }
-    optional = {
-        "oc": state.outcome,
-        "r": state.result,
-        "vars": encode_value(state.vars) if state.vars else None,
-        "c": state.counters or None,
-        "par": state.parent,
-        "ch": state.children or None,
-        "inc": state.incident,
-        "sa": encode_value(state.started_at),
-        "ea": encode_value(state.ended_at),
-    }
-    d.update({k: v for k, v in optional.items() if v is not None})
+    if state.outcome is not None:
+        d["oc"] = state.outcome
+    if state.result is not None:
+        d["r"] = state.result
+    if state.vars:
+        d["vars"] = encode_value(state.vars)
+    if state.counters:
+        d["c"] = state.counters
+    if state.parent is not None:
+        d["par"] = state.parent
+    if state.children:
+        d["ch"] = state.children
+    if state.incident is not None:
+        d["inc"] = state.incident
+    if state.started_at is not None:
+        d["sa"] = state.started_at.isoformat()
+    if state.ended_at is not None:
+        d["ea"] = state.ended_at.isoformat()
     return d
 
 
@@ -177,6 +187,10 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
+
+
 def from_dict(data: dict[str, Any]) -> InstanceState:
     """Deserialize what :func:`to_dict` produced (upgrading older versions)."""
     d = _upgrade(data)
@@ -188,15 +202,18 @@ def from_dict(data: dict[str, Any]) -> InstanceState:
         status=d["s"],
         outcome=d.get("oc"),
         result=d.get("r"),
-        vars=decode_value(d.get("vars", {})),
-        counters=dict(d.get("c", {})),
+        vars=decode_value(d["vars"]) if "vars" in d else {},
+        counters=dict(d["c"]) if "c" in d else {},
         tokens=[
-            Token(t["id"], t["b"], t.get("f"), t.get("w"), decode_value(t.get("a"))) for t in d["t"]
+            Token(
+                t["id"], t["b"], t.get("f"), t.get("w"), decode_value(t["a"]) if "a" in t else None
+            )
+            for t in d["t"]
         ],
         seq=d["seq"],
         parent=d.get("par"),
-        children=list(d.get("ch", [])),
+        children=list(d["ch"]) if "ch" in d else [],
         incident=d.get("inc"),
-        started_at=decode_value(d.get("sa")),
-        ended_at=decode_value(d.get("ea")),
+        started_at=_when(d.get("sa")),
+        ended_at=_when(d.get("ea")),
     )
