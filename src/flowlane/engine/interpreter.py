@@ -33,6 +33,7 @@ from flowlane.engine.events import (
     TaskAnswered,
     TaskFinished,
     TimerFired,
+    TraceEntry,
 )
 from flowlane.engine.state import InstanceState, Token
 from flowlane.engine.step import WAIT, Incident, Step
@@ -67,26 +68,28 @@ def _run(step: Step) -> None:
     back into itself) is stopped too: one step may run at most ``10 × loop_limit`` blocks.
     """
     limit = step.defn.spec.loop_limit
+    blocks = step.defn.spec.blocks
+    queue, dropped, executed, trace = step.queue, step.dropped, step.executed, step.trace
+    sid, process = step.state.id, step.state.process
     total = 0
-    while step.queue and not step.ended:
-        token = step.queue.pop(0)
-        if token.wait is not None or token.id in step.dropped:
+    while queue and not step.ended:
+        token = queue.pop(0)
+        if token.wait is not None or token.id in dropped:
             continue
-        block = step.defn.spec.blocks.get(token.block)
+        block = blocks.get(token.block)
         if block is None:
             raise Incident(f"block {token.block!r} does not exist in version {step.defn.version}")
-        step.executed.append(token.block)
+        executed.append(token.block)
         total += 1
-        if len(step.executed) > limit:
-            raise Incident(f"loop without a wait: {_loop_ids(step.executed, limit)}")
+        if len(executed) > limit:
+            raise Incident(f"loop without a wait: {_loop_ids(executed, limit)}")
         if total > 10 * limit:
             raise Incident(
-                f"loop: more than {10 * limit} blocks in one step: "
-                f"{_loop_ids(step.executed, limit)}"
+                f"loop: more than {10 * limit} blocks in one step: {_loop_ids(executed, limit)}"
             )
-        step.log(token.block, "entered", type=block.type)
+        trace.append(TraceEntry(sid, process, token.block, "entered", {"type": block.type}))
         if HANDLERS[block.type](step, block, token) is WAIT:
-            step.executed.clear()
+            executed.clear()
 
 
 def _started(step: Step, event: InstanceStarted) -> None:
