@@ -12,7 +12,8 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "order-processing"
 
 
 def test_demo_prints_every_scenario_and_exits_0() -> None:
-    result = CliRunner().invoke(app, ["demo", "--recipe", str(RECIPE)])
+    # A fixed width: Rich sizes its tables from COLUMNS, which differs between terminals.
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["demo", "--recipe", str(RECIPE)])
     assert result.exit_code == 0, result.output
     assert "flowlane demo" in result.output
     scenarios = sorted(p.stem for p in (RECIPE / "scenarios").glob("*.yaml"))

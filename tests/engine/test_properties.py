@@ -200,7 +200,11 @@ def _run(spec: dict[str, Any], script: list[tuple[str, Any]]) -> list[dict[str, 
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    derandomize=True,
 )
 @given(processes(), actions)
 def test_random_processes_never_raise_and_always_wait_or_end(

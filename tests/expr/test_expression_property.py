@@ -127,7 +127,11 @@ _scopes = st.fixed_dictionaries({name: _values for name in sorted(DEFAULT_NAMES)
 
 
 @settings(
-    max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=400,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(tree=_expressions, scope=_scopes)
 def test_random_allowed_expressions_only_raise_expression_error(
@@ -143,7 +147,7 @@ def test_random_allowed_expressions_only_raise_expression_error(
         expression.test(scope)
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
 @given(source=st.text(max_size=40))
 def test_arbitrary_text_compiles_or_raises_expression_error(source: str) -> None:
     try:

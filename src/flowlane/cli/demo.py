@@ -79,7 +79,7 @@ def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
             console.print(str(exc), markup=False)
             return 2
         table = Table(title=f"{path.stem}", show_lines=False, expand=True)
-        table.add_column("time (Moscow)", no_wrap=True, style="dim")
+        table.add_column("time", no_wrap=True, style="dim")
         table.add_column("instance", no_wrap=True)
         table.add_column("block", no_wrap=True)
         table.add_column("what")

@@ -31,7 +31,7 @@ from flowlane.engine.step import WAIT, Incident, Step
 from flowlane.expr import compile_expression
 from flowlane.model import process as m
 from flowlane.model.render import render
-from flowlane.objects import check_stage_move, coerce_value, field_from_dict, validate_record
+from flowlane.objects import coerce_value, field_from_dict, link_problems, validate_record
 
 Handler = Callable[[Step, Any, Token], object]
 
@@ -291,8 +291,6 @@ def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict
         raise Incident(f"object {object_id!r} does not exist")
     schema = step.world.schema
     otype = schema.types[rec.type]
-    if "stage" in changes:
-        check_stage_move(otype, rec.data.get("stage"), str(changes["stage"]))
     plain = {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in changes.items()}
     try:
         clean = validate_record(
@@ -311,14 +309,14 @@ def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict
 
 def _check_links(step: Step, otype: Any, data: dict[str, Any], what: str) -> None:
     """A link field must name an existing object of its type."""
-    for name, value in data.items():
-        spec = otype.fields.get(name)
-        target = spec.link_type if spec is not None else None
-        if target is None or value is None:
-            continue
-        linked = step.overlay.load(str(value))
-        if linked is None or linked.type != target:
-            raise Incident(f"{what}: field '{name}': no {target} {value!r}")
+
+    def type_of(object_id: str) -> str | None:
+        linked = step.overlay.load(object_id)
+        return linked.type if linked is not None else None
+
+    problems = link_problems(otype, data, type_of)
+    if problems:
+        raise Incident(f"{what}: {'; '.join(problems)}")
 
 
 def _literal(value: Any) -> bool:

@@ -152,6 +152,17 @@ class ObjectProxy:
         return f"<object {self._id}>"
 
 
+def object_scope(overlay: Overlay, object_id: str, now: datetime) -> dict[str, Any]:
+    """Names in scope for a filter or entry condition on one object (no instance yet)."""
+    return {
+        "object": overlay.proxy(object_id),
+        "vars": {},
+        "counters": {},
+        "answer": None,
+        "now": now,
+    }
+
+
 def object_id_of(value: Any) -> str | None:
     """The id a link value names: a proxy, a record-like mapping or a plain id."""
     if value is None or value == "":

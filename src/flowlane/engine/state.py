@@ -89,10 +89,6 @@ class InstanceState:
         self.seq += 1
         return f"{self.id}.{prefix}{self.seq}"
 
-    @property
-    def active(self) -> bool:
-        return self.status == "running"
-
 
 # ---- codec ---------------------------------------------------------------------------
 

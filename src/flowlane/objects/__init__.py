@@ -7,7 +7,13 @@ with the declared ones); ``validate_record`` / ``coerce_value`` check and conver
 
 from flowlane.objects.build import build_schema, field_from_dict, field_problems
 from flowlane.objects.file import FIELD_TYPES, FieldSpecModel, ObjectsFile, TypeSpec
-from flowlane.objects.record import check_stage_move, coerce_value, validate_record, value_problem
+from flowlane.objects.record import (
+    check_stage_move,
+    coerce_value,
+    link_problems,
+    validate_record,
+    value_problem,
+)
 from flowlane.objects.types import (
     DICTIONARY_PREFIX,
     RESERVED_FIELDS,
@@ -33,6 +39,7 @@ __all__ = [
     "coerce_value",
     "field_from_dict",
     "field_problems",
+    "link_problems",
     "validate_record",
     "value_problem",
 ]

@@ -432,3 +432,19 @@ def check_stage_move(otype: ObjectType, current: str | None, target: str) -> Non
         )
     if current is not None and current in otype.final_stages and target != current:
         raise Refused(f"{otype.key} is in final stage '{current}'", type=otype.key, stage=current)
+
+
+def link_problems(
+    otype: ObjectType, data: Mapping[str, Any], lookup: Callable[[str], str | None]
+) -> list[str]:
+    """Link fields that name no object of their type. ``lookup(id)`` gives an object's type
+    (None when there is no such object)."""
+    out = []
+    for name, value in data.items():
+        spec = otype.fields.get(name)
+        target = spec.link_type if spec is not None else None
+        if target is None or value is None:
+            continue
+        if lookup(str(value)) != target:
+            out.append(f"field '{name}': no {target} {str(value)!r}")
+    return out

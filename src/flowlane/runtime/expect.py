@@ -169,37 +169,28 @@ def _object(sim: Simulation, e: sc.ObjectExpect) -> str | None:
     return "; ".join(wrong) or None
 
 
-def _since(items: list[MessageRecord], seen: int) -> list[MessageRecord]:
-    return items[seen:]
+def _match_messages(want: list[sc.MessageMatch], got: list[MessageRecord]) -> str | None:
+    if match_all(want, got, _msg_fits):
+        return None
+    return (
+        f"expected {[w.model_dump(exclude_none=True) for w in want]}, found "
+        f"[{', '.join(_describe_msg(m) for m in got) or 'none'}]"
+    )
 
 
 def _messages(sim: Simulation, want: list[sc.MessageMatch]) -> str | None:
-    got = _since(sim.account.store.messages, sim.seen_messages)
-    if match_all(want, got, _msg_fits):
-        return None
-    return (
-        f"expected {[w.model_dump(exclude_none=True) for w in want]}, found "
-        f"[{', '.join(_describe_msg(m) for m in got) or 'none'}]"
-    )
-
-
-def _message_count(sim: Simulation, want: int) -> str | None:
-    got = _since(sim.account.store.messages, sim.seen_messages)
-    return (
-        None
-        if len(got) == want
-        else f"expected {want}, found {len(got)}: [{', '.join(_describe_msg(m) for m in got)}]"
-    )
+    return _match_messages(want, sim.account.store.messages[sim.seen_messages :])
 
 
 def _notifications(sim: Simulation, want: list[sc.MessageMatch]) -> str | None:
-    got = _since(sim.account.store.notifications, sim.seen_notifications)
-    if match_all(want, got, _msg_fits):
+    return _match_messages(want, sim.account.store.notifications[sim.seen_notifications :])
+
+
+def _message_count(sim: Simulation, want: int) -> str | None:
+    got = sim.account.store.messages[sim.seen_messages :]
+    if len(got) == want:
         return None
-    return (
-        f"expected {[w.model_dump(exclude_none=True) for w in want]}, found "
-        f"[{', '.join(_describe_msg(m) for m in got) or 'none'}]"
-    )
+    return f"expected {want}, found {len(got)}: [{', '.join(_describe_msg(m) for m in got)}]"
 
 
 def _counters(sim: Simulation, e: sc.CountersExpect) -> str | None:

@@ -122,14 +122,25 @@ class Simulation:
         start = parse_time(scenario.clock, self.tz)
         self.account = build_account(recipe, start, self.tz, self._emit)
         self.refused: str | None = None
+        self._pending: list[dict[str, Any]] | None = None
         self.seen_messages = 0
         self.seen_notifications = 0
         self.step_no = 0
 
     def _emit(self, line: dict[str, Any]) -> None:
+        if self._pending is not None:
+            self._pending.append(line)
+            return
         self.trace.append(line)
         if self.sink is not None:
             self.sink(line)
+
+    def _flush(self, keep: bool) -> None:
+        """End a step's buffering: a refused step's lines are dropped with its changes."""
+        pending, self._pending = self._pending or [], None
+        if keep:
+            for line in pending:
+                self._emit(line)
 
     def _note(self, event: str, **details: Any) -> None:
         self._emit(
@@ -199,9 +210,12 @@ class Simulation:
             ),
         )
         self.refused = None
+        self._pending = []
         try:
             self.account.attempt(lambda: STEP_RUNNERS[kind](self, body))
+            self._flush(keep=True)
         except Refused as exc:
+            self._flush(keep=False)
             self.refused = str(exc)
             self._note("refused", step=where, kind=kind, reason=str(exc))
 

@@ -13,12 +13,19 @@ from typing import Any
 
 from flowlane.core.errors import FlowlaneError, NotFound, Refused
 from flowlane.engine import events as ev
-from flowlane.engine.context import ObjectRecord
+from flowlane.engine.context import ObjectRecord, Overlay, object_scope
 from flowlane.engine.step import effective_settings
 from flowlane.engine.taskrules import STAFF_ADMIN_ROLES, check_transition, may_act
+from flowlane.expr import compile_expression
 from flowlane.model.definition import Definition
 from flowlane.model.process import TaskSettings
-from flowlane.objects import FieldSpec, check_stage_move, coerce_value, validate_record
+from flowlane.objects import (
+    FieldSpec,
+    coerce_value,
+    field_from_dict,
+    link_problems,
+    validate_record,
+)
 from flowlane.services import launch
 from flowlane.services.passwords import hash_passwords
 from flowlane.services.runner import Runner, TraceSink
@@ -118,7 +125,7 @@ class Account:
                 d.spec.launch
                 and d.spec.launch.on == "once"
                 and not d.spec.draft
-                and (not d.spec.launch.approval or key in self.store.approved)
+                and launch.is_approved(self, d)
             ):
                 launch.run_once(self, d)
         self.runner.run()
@@ -133,7 +140,7 @@ class Account:
     ) -> str:
         d = self.definition(process)
         self.require_role(by, STAFF_ROLES, f"start {process}")
-        if d.spec.launch and d.spec.launch.approval and process not in self.store.approved:
+        if not launch.is_approved(self, d):
             raise Refused(f"process {process} must be approved before it starts")
         if object_id is not None:
             self.get_object(object_id, expect_type=d.spec.object)
@@ -152,7 +159,6 @@ class Account:
         return out
 
     def coerce_field(self, name: str, spec: dict[str, Any], value: Any) -> Any:
-        from flowlane.objects import field_from_dict
 
         fs: FieldSpec = field_from_dict(name, spec)
         try:
@@ -168,25 +174,17 @@ class Account:
         *,
         by: str | None = None,
     ) -> list[str]:
-        from flowlane.engine.context import Overlay
-        from flowlane.expr import compile_expression
 
         d = self.definition(process)
         self.require_role(by, STAFF_ROLES, f"start {process}")
-        if d.spec.launch and d.spec.launch.approval and process not in self.store.approved:
+        if not launch.is_approved(self, d):
             raise Refused(f"process {process} must be approved before it starts")
         cond = compile_expression(where) if where else None
         overlay = Overlay(self.store)
         clean = self.coerce_vars(d, vars_ or {})
         ids = []
         for oid in sorted(o for o, r in self.store.objects.items() if r.type == d.spec.object):
-            scope: dict[str, Any] = {
-                "object": overlay.proxy(oid),
-                "vars": {},
-                "counters": {},
-                "answer": None,
-                "now": self.now.astimezone(self.store.tz),
-            }
+            scope = object_scope(overlay, oid, self.now.astimezone(self.store.tz))
             if cond is None or cond.test(scope):
                 ids.append(self.runner.start_instance(process, oid, dict(clean)))
         self.runner.run()
@@ -289,38 +287,26 @@ class Account:
             )
         except FlowlaneError as exc:
             raise Refused(f"{type_key}: {exc}") from exc
-        for name, value in clean.items():
-            spec = otype.fields.get(name)
-            if (
-                spec is not None
-                and spec.type == "link"
-                and spec.to
-                and ":" not in spec.to
-                and (value is not None and value not in self.store.objects)
-            ):
-                raise Refused(f"{type_key}: field '{name}': object {value!r} does not exist")
+        problems = link_problems(otype, clean, self._type_of)
+        if problems:
+            raise Refused(f"{type_key}: {'; '.join(problems)}")
         return hash_passwords(otype, clean)
+
+    def _type_of(self, object_id: str) -> str | None:
+        rec = self.store.objects.get(object_id)
+        return rec.type if rec is not None else None
 
     def update_object(self, object_id: str, changes: dict[str, Any]) -> None:
         rec = self.get_object(object_id)
-        if "stage" in changes:
-            self._check_move(rec, str(changes["stage"]))
         clean = self._validate(rec.type, changes, partial=True, current_stage=rec.data.get("stage"))
         before = dict(rec.data)
         rec.data.update(clean)
         self.runner.object_changed(object_id, before)
         self.runner.run()
 
-    def _check_move(self, rec: ObjectRecord, target: str) -> None:
-        try:
-            check_stage_move(self.store.schema.types[rec.type], rec.data.get("stage"), target)
-        except FlowlaneError as exc:
-            raise Refused(str(exc)) from exc
-
     def move_stage(self, object_id: str, to: str, *, by: str | None = None) -> None:
-        rec = self.get_object(object_id)
+        self.get_object(object_id)
         self.require_role(by, STAFF_ROLES, f"move {object_id}")
-        self._check_move(rec, to)
         self.update_object(object_id, {"stage": to})
 
     def add_dictionary_value(self, key: str, value: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flowlane.core.duration import parse_duration
-from flowlane.engine.context import Overlay
+from flowlane.engine.context import Overlay, object_scope
 from flowlane.expr import compile_expression
 from flowlane.model.definition import Definition
 from flowlane.store.records import TimerRecord
@@ -15,19 +15,20 @@ if TYPE_CHECKING:
     from flowlane.services.account import Account
 
 
+def is_approved(account: Account, definition: Definition) -> bool:
+    """A process with ``launch.approval`` starts only after an admin approved it."""
+    launch = definition.spec.launch
+    return not (launch and launch.approval) or definition.key in account.store.approved
+
+
 def entry_holds(account: Account, definition: Definition, object_id: str) -> bool:
     """The process's entry condition (``entry`` and ``where``) on this object."""
     launch = definition.spec.launch
     if launch is None:
         return True
-    overlay = Overlay(account.store)
-    scope: dict[str, Any] = {
-        "object": overlay.proxy(object_id),
-        "vars": {},
-        "counters": {},
-        "answer": None,
-        "now": account.runner.now.astimezone(account.store.tz),
-    }
+    scope = object_scope(
+        Overlay(account.store), object_id, account.runner.now.astimezone(account.store.tz)
+    )
     return all(
         compile_expression(cond).test(scope) for cond in (launch.entry, launch.where) if cond
     )
@@ -41,7 +42,7 @@ def _automatic(account: Account, on: str, type_key: str) -> list[Definition]:
             continue
         if d.spec.object != type_key:
             continue
-        if d.spec.launch.approval and key not in account.store.approved:
+        if not is_approved(account, d):
             continue
         out.append(d)
     return out
@@ -122,9 +123,7 @@ def run_periodic(account: Account, timer: TimerRecord) -> None:
     definition = account.store.definition(timer.process)
     if definition is None:
         return
-    if not (definition.spec.launch and definition.spec.launch.approval) or (
-        definition.key in account.store.approved
-    ):
+    if is_approved(account, definition):
         previous = account.store.matched.get(definition.key, set())
         now_matching = set()
         for oid in sorted(
@@ -148,7 +147,7 @@ def on_event(account: Account, kind: str, key: str | None, data: dict[str, Any])
             continue
         if d.spec.launch.event != name:
             continue
-        if d.spec.launch.approval and d_key not in account.store.approved:
+        if not is_approved(account, d):
             continue
         object_id = account.object_for_event(d, data)
         vars_ = account.coerce_vars(d, {k: v for k, v in data.items() if k in d.spec.variables})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from flowlane.objects import ObjectType
 
@@ -20,13 +19,3 @@ def hash_passwords(otype: ObjectType, data: dict[str, Any]) -> dict[str, Any]:
         if spec is not None and spec.write_only and isinstance(value, str) and value:
             out[name] = _HASHER.hash(value)
     return out
-
-
-def verify_password(stored: str | None, given: str) -> bool:
-    """Whether ``given`` matches a stored hash (False for no hash or a malformed one)."""
-    if not stored:
-        return False
-    try:
-        return _HASHER.verify(stored, given)
-    except (VerificationError, InvalidHashError):
-        return False

@@ -24,7 +24,7 @@ from flowlane.engine.interpreter import PARENT_ENDED
 from flowlane.model.definition import Definition
 from flowlane.services.passwords import hash_passwords
 from flowlane.store.memory import MemoryStore
-from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
+from flowlane.store.records import TASK_OPEN, IncidentRecord, MessageRecord, TaskRecord, TimerRecord
 
 TraceSink = Callable[[dict[str, Any]], None]
 
@@ -77,7 +77,6 @@ class Runner:
         )
         if object_id is not None:
             self.store.entered.add((process, object_id))
-        self.store.last_launch[process] = self.now
         self.queue.append((iid, ev.InstanceStarted(vars_)))
         return iid
 
@@ -159,7 +158,7 @@ class Runner:
         handler(cmd, state, changed)
 
     def _apply_OpenTask(self, cmd: ev.OpenTask, state: InstanceState, _c: Any) -> None:
-        status = "open"
+        status = TASK_OPEN
         if cmd.workflow is not None:
             status = cmd.workflow.get("initial") or cmd.workflow["statuses"][0]
         self.store.tasks[cmd.task_id] = TaskRecord(

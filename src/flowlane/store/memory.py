@@ -47,7 +47,6 @@ class MemoryStore:
     entered: set[tuple[str, str]] = field(default_factory=set)
     matched: dict[str, set[str]] = field(default_factory=dict)
     approved: set[str] = field(default_factory=set)
-    last_launch: dict[str, datetime] = field(default_factory=dict)
     _heap: list[tuple[datetime, int, str]] = field(default_factory=list)
     _timer_seq: int = 0
     _instance_seq: int = 0
@@ -145,7 +144,6 @@ class MemoryStore:
         "entered",
         "matched",
         "approved",
-        "last_launch",
         "schema",
     )
 
