@@ -37,7 +37,107 @@ KINDS = [
     "operation",
     "wait_for",
     "task",
+    "message",
+    "subprocess",
+    "for_each",
 ]
+
+CHILD = {
+    "key": "c",
+    "name": "child",
+    "object": "order",
+    "draft": True,
+    "blocks": {
+        "start": {"type": "start", "next": "ask"},
+        "ask": {
+            "type": "question",
+            "title": "child",
+            "assign": "object_manager",
+            "options": {"a": "ok", "b": "no"},
+        },
+        "ok": {"type": "end", "outcome": "positive", "result": "ok"},
+        "no": {"type": "end", "outcome": "negative", "result": "no"},
+    },
+}
+
+
+def _block(draw: st.DrawFn, kind: str, target: st.SearchStrategy[str | None]) -> dict[str, Any]:  # noqa: C901 - one branch per block type
+    if kind == "counter":
+        return {"type": "counter", "counter": "c", "add": 1, "next": draw(target)}
+    elif kind == "condition":
+        limit = draw(st.integers(0, 4))
+        return {
+            "type": "condition",
+            "else": draw(target),
+            "branches": [{"if": f"counters.c < {limit}", "next": draw(target)}],
+        }
+    elif kind == "delay":
+        return {
+            "type": "delay",
+            "for": f"{draw(st.integers(1, 90))}m",
+            "next": draw(target),
+        }
+    elif kind == "question":
+        return {
+            "type": "question",
+            "title": "Q {{ object.number }}",
+            "assign": "object_manager",
+            "options": {"a": draw(target), "b": draw(target)},
+        }
+    elif kind == "fork":
+        return {"type": "fork", "next": draw(st.lists(target, min_size=1, max_size=3))}
+    elif kind == "join":
+        return {"type": "join", "next": draw(target)}
+    elif kind == "end":
+        return {
+            "type": "end",
+            "outcome": draw(st.sampled_from(["positive", "neutral", "negative"])),
+        }
+    elif kind == "operation":
+        return {
+            "type": "operation",
+            "set": {"status": draw(st.sampled_from(STATUSES))},
+            "next": draw(target),
+        }
+    elif kind == "wait_for":
+        return {
+            "type": "wait_for",
+            "until": f"object.status == '{draw(st.sampled_from(STATUSES))}'",
+            "timeout": draw(st.sampled_from([None, "1h", "2d"])),
+            "next": draw(target),
+            "on_timeout": draw(target),
+        }
+    elif kind == "message":
+        return {
+            "type": "message",
+            "to": draw(st.sampled_from(["client", "manager"])),
+            "subject": "S {{ object.number }}",
+            "body": "b",
+            "confirm": draw(st.booleans()),
+            "next": draw(target),
+        }
+    elif kind == "subprocess":
+        return {
+            "type": "subprocess",
+            "process": "c",
+            "exits": {"ok": draw(target), "no": draw(target)},
+        }
+    elif kind == "for_each":
+        return {
+            "type": "for_each",
+            "query": {"type": "order"},
+            "process": "c",
+            "wait": draw(st.sampled_from(["all", "none"])),
+            "next": draw(target),
+        }
+    else:
+        return {
+            "type": "task",
+            "title": "T",
+            "assign": "object_manager",
+            "wait": draw(st.booleans()),
+            "next": draw(target),
+        }
 
 
 @st.composite
@@ -47,60 +147,7 @@ def processes(draw: st.DrawFn) -> dict[str, Any]:
     target = st.one_of(st.none(), st.sampled_from(ids))
     blocks: dict[str, Any] = {"start": {"type": "start", "next": ids[0]}}
     for bid in ids:
-        kind = draw(st.sampled_from(KINDS))
-        if kind == "counter":
-            blocks[bid] = {"type": "counter", "counter": "c", "add": 1, "next": draw(target)}
-        elif kind == "condition":
-            limit = draw(st.integers(0, 4))
-            blocks[bid] = {
-                "type": "condition",
-                "else": draw(target),
-                "branches": [{"if": f"counters.c < {limit}", "next": draw(target)}],
-            }
-        elif kind == "delay":
-            blocks[bid] = {
-                "type": "delay",
-                "for": f"{draw(st.integers(1, 90))}m",
-                "next": draw(target),
-            }
-        elif kind == "question":
-            blocks[bid] = {
-                "type": "question",
-                "title": "Q {{ object.number }}",
-                "assign": "object_manager",
-                "options": {"a": draw(target), "b": draw(target)},
-            }
-        elif kind == "fork":
-            blocks[bid] = {"type": "fork", "next": draw(st.lists(target, min_size=1, max_size=3))}
-        elif kind == "join":
-            blocks[bid] = {"type": "join", "next": draw(target)}
-        elif kind == "end":
-            blocks[bid] = {
-                "type": "end",
-                "outcome": draw(st.sampled_from(["positive", "neutral", "negative"])),
-            }
-        elif kind == "operation":
-            blocks[bid] = {
-                "type": "operation",
-                "set": {"status": draw(st.sampled_from(STATUSES))},
-                "next": draw(target),
-            }
-        elif kind == "wait_for":
-            blocks[bid] = {
-                "type": "wait_for",
-                "until": f"object.status == '{draw(st.sampled_from(STATUSES))}'",
-                "timeout": draw(st.sampled_from([None, "1h", "2d"])),
-                "next": draw(target),
-                "on_timeout": draw(target),
-            }
-        else:
-            blocks[bid] = {
-                "type": "task",
-                "title": "T",
-                "assign": "object_manager",
-                "wait": draw(st.booleans()),
-                "next": draw(target),
-            }
+        blocks[bid] = _block(draw, draw(st.sampled_from(KINDS)), target)
     return {
         "key": "p",
         "name": "random",
@@ -128,6 +175,7 @@ def _account(spec: dict[str, Any]) -> Account:
     store = MemoryStore(schema=build_schema(None))
     account = Account(store, T0)
     account.deploy(Definition.build(ProcessFile.model_validate(spec)))
+    account.deploy(Definition.build(ProcessFile.model_validate(CHILD)))
     account.create_object(
         "user", {"name": "Boris", "role": "manager"}, object_id="boris", launches=False
     )
@@ -200,7 +248,7 @@ def _run(spec: dict[str, Any], script: list[tuple[str, Any]]) -> list[dict[str, 
 
 
 @settings(
-    max_examples=300,
+    max_examples=400,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     database=None,
