@@ -182,7 +182,19 @@ def _open_task(
     waits: bool = True,
 ) -> str:
     settings = step.settings()
-    scope = step.scope(token)
+    cached: list[dict[str, Any]] = []
+
+    def scope() -> dict[str, Any]:
+        # Built only when a template or an expression needs it (most titles are plain).
+        if not cached:
+            cached.append(step.scope(token))
+        return cached[0]
+
+    def text_of(source: str | None) -> str:
+        if not source or "{" not in source:
+            return source or ""
+        return step.redact(render(source, scope()))
+
     spec = assign if assign is not None else settings.assign
     answer_by = token.answer.get("by") if token.answer else None
     assignee = resolve_assignee(
@@ -192,10 +204,10 @@ def _open_task(
         answer_by=answer_by,
         executors=settings.executors,
         extra_load=step.extra_load,
-        scope=lambda: scope,
+        scope=scope,
     )
-    rendered_title = step.redact(render(title, scope)) or token.block
-    rendered_text = step.redact(render(text, scope))
+    rendered_title = text_of(title) or token.block
+    rendered_text = text_of(text)
     reaction = int(parse_duration(settings.reaction).total_seconds()) if settings.reaction else None
     task_id = step.state.next_id("t")
     if assignee is not None:

@@ -75,7 +75,12 @@ class InstanceState:
             result=self.result,
             vars=dict(self.vars),
             counters=dict(self.counters),
-            tokens=[t.copy() for t in self.tokens],
+            tokens=[
+                Token(
+                    t.id, t.block, t.came_from, None if t.wait is None else dict(t.wait), t.answer
+                )
+                for t in self.tokens
+            ],
             seq=self.seq,
             parent=self.parent,
             children=list(self.children),

@@ -63,7 +63,7 @@ class Step:
         self.ctx = ctx
         self.world = ctx.world
         self.overlay = Overlay(ctx.world)
-        self.local_now = ctx.now.astimezone(ctx.world.tz)
+        self._local_now: datetime | None = None
         self.commands: list[Command] = []
         self.trace: list[TraceEntry] = []
         self.transient: dict[str, Any] = {}
@@ -89,6 +89,12 @@ class Step:
     def emit(self, command: Command) -> None:
         self.commands.append(command)
 
+    def local_now(self) -> datetime:
+        """The event's time in the account's zone (what expressions see as ``now``)."""
+        if self._local_now is None:
+            self._local_now = self.ctx.now.astimezone(self.world.tz)
+        return self._local_now
+
     def settings(self) -> TaskSettings:
         return effective_settings(self.defn, self.state, self.world)
 
@@ -110,7 +116,7 @@ class Step:
             "vars": vars_,
             "counters": self.state.counters,
             "answer": answer,
-            "now": self.local_now,
+            "now": self.local_now(),
         }
 
     def evaluate(self, source: str, token: Token | None) -> Any:
