@@ -207,7 +207,7 @@ def _counters(sim: Simulation, e: sc.CountersExpect) -> str | None:
 def _tasks_created(sim: Simulation, e: sc.TasksCreatedExpect) -> str | None:
     total = sum(
         n
-        for (process, block, obj), n in sim.account.runner.tasks_created.items()
+        for (process, block, obj), n in sim.account.store.tasks_created.items()
         if block == e.block
         and (e.process is None or e.process == process)
         and (e.object is None or e.object == obj)

@@ -55,18 +55,12 @@ class Account:
         Refusals pass through as they are; any other flowlane error (a bad value in the
         request, a step that ran away) is a refusal too, with its message.
         """
-        saved = (
-            self.store.savepoint(),
-            dict(self.runner.tasks_created),
-            self._object_seq,
-            self.runner.now,
-        )
+        saved = (self.store.savepoint(), self._object_seq, self.runner.now)
         try:
             action()
         except FlowlaneError as exc:
-            store_saved, created, seq, now = saved
+            store_saved, seq, now = saved
             self.store.rollback(store_saved)
-            self.runner.tasks_created = created
             self.runner.queue.clear()
             self._object_seq = seq
             self.runner.now = now

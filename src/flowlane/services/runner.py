@@ -44,7 +44,6 @@ class Runner:
     max_cascade: ClassVar[int] = MAX_CASCADE
     recorder: Callable[[Definition, InstanceState, Event, datetime, Decision], None] | None = None
     queue: deque[tuple[str, Event]] = field(default_factory=deque)
-    tasks_created: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
 
     # ---- trace ---------------------------------------------------------------------------
 
@@ -181,7 +180,7 @@ class Runner:
             status=status,
         )
         key = (cmd.process, cmd.block, cmd.object_id)
-        self.tasks_created[key] = self.tasks_created.get(key, 0) + 1
+        self.store.tasks_created[key] = self.store.tasks_created.get(key, 0) + 1
 
     def _apply_CloseTask(self, cmd: ev.CloseTask, state: InstanceState, _c: Any) -> None:
         task = self.store.tasks.get(cmd.task_id)

@@ -47,6 +47,8 @@ class MemoryStore:
     entered: set[tuple[str, str]] = field(default_factory=set)
     matched: dict[str, set[str]] = field(default_factory=dict)
     approved: set[str] = field(default_factory=set)
+    tasks_created: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
+    """Tasks opened per (process, block, object), counting tasks ``restart`` deleted too."""
     _heap: list[tuple[datetime, int, str]] = field(default_factory=list)
     _timer_seq: int = 0
     _instance_seq: int = 0
@@ -144,6 +146,7 @@ class MemoryStore:
         "entered",
         "matched",
         "approved",
+        "tasks_created",
         "schema",
     )
 
