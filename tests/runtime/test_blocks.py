@@ -542,3 +542,27 @@ def test_executors_assignment_goes_to_the_least_loaded(run_scenario: RunScenario
                    {object: o3, assignee: maria}]
 """
     assert_ok(run_scenario({"spread": proc}, scenario(steps), objects=objects))
+
+
+def test_loop_guard_names_only_the_cycle(run_scenario: RunScenario) -> None:
+    proc = """
+    key: spin2
+    name: spin after a prelude
+    object: order
+    counters: [n]
+    loop_limit: 30
+    blocks:
+      start: {type: start, next: prelude}
+      prelude: {type: counter, counter: n, set: 5, next: bump}
+      bump: {type: counter, counter: n, add: 1, next: check}
+      check: {type: condition, branches: [{if: "counters.n > 0", next: bump}], else: fin}
+      fin: {type: end}
+    """
+    steps = """
+  - start: {process: spin2, object: o1}
+  - expect: {incident: {process: spin2, object: o1, contains: "loop without a wait: bump, check"}}
+"""
+    result = run_scenario({"spin2": proc}, scenario(steps))
+    assert_ok(result)
+    incident = next(line for line in result.trace if line["event"] == "incident")
+    assert "prelude" not in incident["details"]["message"]

@@ -53,11 +53,18 @@ PARENT_ENDED = "parent ended"
 
 
 def _loop_ids(executed: list[str], limit: int) -> str:
-    seen: list[str] = []
-    for b in executed[-limit:]:
-        if b not in seen:
-            seen.append(b)
-    return ", ".join(seen)
+    """The blocks of the cycle being repeated, in the order the step first entered them."""
+    tail = executed[-limit:]
+    last = tail[-1]
+    previous = len(tail) - 2
+    while previous >= 0 and tail[previous] != last:
+        previous -= 1
+    cycle = set(tail[previous + 1 :]) if previous >= 0 else set(tail)
+    ordered: list[str] = []
+    for block in executed:
+        if block in cycle and block not in ordered:
+            ordered.append(block)
+    return ", ".join(ordered)
 
 
 def _run(step: Step) -> None:
