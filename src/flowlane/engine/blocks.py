@@ -12,26 +12,21 @@ from datetime import datetime
 from typing import Any
 
 from flowlane.core.duration import parse_duration
-from flowlane.core.errors import FlowlaneError
-from flowlane.engine.context import ObjectRecord, object_id_of
+from flowlane.engine.children import for_each, subprocess
 from flowlane.engine.events import (
     CancelTimer,
-    ChildEnded,
-    CreateObject,
     OpenTask,
     SendMessage,
-    StartChild,
     TaskAnswered,
     TaskFinished,
-    UpdateObject,
 )
-from flowlane.engine.people import client_of, recipients, resolve_assignee
+from flowlane.engine.operation import operation
+from flowlane.engine.people import recipients, resolve_assignee
 from flowlane.engine.state import Token
 from flowlane.engine.step import WAIT, Incident, Step
 from flowlane.expr import compile_expression
 from flowlane.model import process as m
 from flowlane.model.render import render
-from flowlane.objects import coerce_value, field_from_dict, link_problems, validate_record
 
 Handler = Callable[[Step, Any, Token], object]
 
@@ -297,150 +292,6 @@ def resume_task(step: Step, token: Token, event: TaskAnswered | TaskFinished) ->
     step.move(token, options.get(event.option) if event.option is not None else None)
 
 
-def _coerce_changes(step: Step, object_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    rec = step.overlay.load(object_id)
-    if rec is None:
-        raise Incident(f"object {object_id!r} does not exist")
-    schema = step.world.schema
-    otype = schema.types[rec.type]
-    plain = {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in changes.items()}
-    try:
-        clean = validate_record(
-            otype,
-            plain,
-            schema=schema,
-            tz=step.world.tz,
-            partial=True,
-            current_stage=rec.data.get("stage"),
-        )
-    except FlowlaneError as exc:
-        raise Incident(f"{rec.type} {object_id}: {exc}") from exc
-    _check_links(step, otype, clean, f"{rec.type} {object_id}")
-    return clean
-
-
-def _check_links(step: Step, otype: Any, data: dict[str, Any], what: str) -> None:
-    """A link field must name an existing object of its type."""
-
-    def type_of(object_id: str) -> str | None:
-        linked = step.overlay.load(object_id)
-        return linked.type if linked is not None else None
-
-    problems = link_problems(otype, data, type_of)
-    if problems:
-        raise Incident(f"{what}: {'; '.join(problems)}")
-
-
-def _literal(value: Any) -> bool:
-    if isinstance(value, str):
-        return not value.startswith("=")
-    if isinstance(value, dict):
-        return all(_literal(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_literal(v) for v in value)
-    return True
-
-
-def _changes(step: Step, block: m.OperationBlock, token: Token, oid: str) -> dict[str, Any]:
-    """The validated changes of an operation's ``set``/``stage``.
-
-    Literal ``set`` values (no expression, no stage move) are validated once per version and
-    object type; dictionaries only ever grow, so a value valid once stays valid.
-    """
-    rec = step.overlay.load(oid)
-    if rec is None:
-        raise Incident(f"object {oid!r} does not exist")
-    key = ("set", token.block, rec.type, id(step.world.schema))
-    cached = step.defn.cache.get(key) if not block.stage else None
-    if cached is not None:
-        return dict(cached)
-    raw = step.value(dict(block.set), token)
-    if block.stage:
-        raw["stage"] = step.value(block.stage, token)
-    changes = _coerce_changes(step, oid, raw)
-    if not block.stage and _literal(block.set):
-        step.defn.cache[key] = dict(changes)
-    return changes
-
-
-def _group_target(step: Step) -> str:
-    uid = client_of(step.overlay, step.state.object_id)
-    if uid is None:
-        raise Incident("add_to_group needs a user: the object has no client")
-    return uid
-
-
-def _groups_change(step: Step, block: m.OperationBlock) -> tuple[str, list[str]] | None:
-    if block.add_to_group is None and block.remove_from_group is None:
-        return None
-    uid = _group_target(step)
-    rec = step.overlay.load(uid)
-    groups = list(rec.data.get("groups") or []) if rec else []
-
-    def names(v: str | list[str] | None) -> list[str]:
-        return [] if v is None else [v] if isinstance(v, str) else list(v)
-
-    for g in names(block.add_to_group):
-        if g not in groups:
-            groups.append(g)
-    groups = [g for g in groups if g not in names(block.remove_from_group)]
-    return uid, groups
-
-
-def _apply(step: Step, object_id: str, values: dict[str, Any]) -> None:
-    rec = step.overlay.load(object_id)
-    assert rec is not None
-    rec.data.update(values)
-    step.emit(UpdateObject(object_id, values))
-
-
-def _operation(step: Step, block: m.OperationBlock, token: Token) -> object:
-    oid = step.state.object_id
-    if block.generate_password is not None:
-        step.transient[block.generate_password.as_] = step.derived_secret(
-            "pw", block.generate_password.length
-        )
-    created: tuple[str, str, dict[str, Any]] | None = None
-    if block.create is not None:
-        ctype = step.world.schema.types.get(block.create.type)
-        if ctype is None:
-            raise Incident(f"create: unknown object type {block.create.type!r}")
-        data = step.value(block.create.data, token)
-        data = {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in data.items()}
-        try:
-            clean = validate_record(ctype, data, schema=step.world.schema, tz=step.world.tz)
-        except FlowlaneError as exc:
-            raise Incident(f"create {block.create.type}: {exc}") from exc
-        _check_links(step, ctype, clean, f"create {block.create.type}")
-        created = (step.state.next_id("o"), ctype.key, clean)
-    changes: dict[str, Any] = {}
-    if block.set or block.stage:
-        if oid is None:
-            raise Incident("operation: the instance has no object")
-        changes = _changes(step, block, token, oid)
-    groups = _groups_change(step, block)
-    # Everything is computed; now the effects.
-    if created is not None:
-        new_id, ctype_key, clean = created
-        step.overlay.records[new_id] = _record(new_id, ctype_key, clean)
-        step.emit(CreateObject(new_id, ctype_key, clean))
-        if block.create is not None and block.create.as_:
-            step.state.vars[block.create.as_] = new_id
-        step.log(token.block, "object_created", object=new_id, type=ctype_key)
-    if changes and oid is not None:
-        _apply(step, oid, changes)
-        step.log(token.block, "object_updated", object=oid, fields=sorted(changes))
-    if groups is not None:
-        _apply(step, groups[0], {"groups": groups[1]})
-        step.log(token.block, "groups_changed", user=groups[0], groups=groups[1])
-    step.move(token, block.next)
-    return None
-
-
-def _record(object_id: str, type_key: str, data: dict[str, Any]) -> Any:
-    return ObjectRecord(object_id, type_key, dict(data))
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -524,88 +375,6 @@ def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
         step.log(token.block, "message_sent", message=mid, to=address, subject=step.redact(subj))
 
 
-def _child_vars(step: Step, raw: dict[str, Any], token: Token) -> dict[str, Any]:
-    values = step.value(raw, token)
-    return {k: object_id_of(v) if hasattr(v, "flowlane_get") else v for k, v in values.items()}
-
-
-def _start_child(
-    step: Step, process: str, object_id: str | None, vars_: dict[str, Any], token: Token
-) -> str:
-    child = step.world.definition(process)
-    if child is None:
-        raise Incident(f"process {process!r} is not deployed")
-    vars_ = dict(vars_)
-    for name, raw in vars_.items():
-        spec = child.spec.variables.get(name)
-        if spec is not None and raw is not None:
-            try:
-                vars_[name] = coerce_value(
-                    field_from_dict(name, spec), raw, schema=step.world.schema, tz=step.world.tz
-                )
-            except FlowlaneError as exc:
-                raise Incident(f"{process}: variable {exc}") from exc
-    child_id = step.state.next_id("c")
-    settings_from = (
-        step.state.process
-        if step.defn.spec.task is not None
-        else ((step.state.parent or {}).get("settings") or step.state.process)
-    )
-    step.state.children.append(child_id)
-    step.emit(
-        StartChild(child_id, process, object_id, vars_, step.state.id, token.id, settings_from)
-    )
-    step.log(token.block, "child_started", child=child_id, process=process, object=object_id)
-    return child_id
-
-
-def _subprocess(step: Step, block: m.SubprocessBlock, token: Token) -> object:
-    vars_ = _child_vars(step, block.vars, token)
-    child = _start_child(step, block.process, step.state.object_id, vars_, token)
-    token.wait = {"k": "child", "child": child}
-    return WAIT
-
-
-def resume_child(step: Step, token: Token, event: ChildEnded) -> None:
-    block = step.defn.spec.blocks[token.block]
-    w = token.wait or {}
-    if isinstance(block, m.ForEachBlock):
-        pending = [c for c in w.get("children", []) if c != event.child_id]
-        token.wait = {"k": "children", "children": pending}
-        if not pending:
-            step.log(token.block, "children_done")
-            step.move(token, block.next)
-        return
-    assert isinstance(block, m.SubprocessBlock)
-    step.log(
-        token.block, "child_ended", child=event.child_id, result=event.result, outcome=event.outcome
-    )
-    if event.result is not None and event.result in block.exits:
-        step.move(token, block.exits[event.result])
-    elif event.result is not None and not block.exits:
-        step.move(token, block.next)
-    else:
-        step.log(token.block, "branch_ended", reason="child ended without a matching result")
-        step.drop(token)
-
-
-def _for_each(step: Step, block: m.ForEachBlock, token: Token) -> object:
-    where = compile_expression(block.query.where) if block.query.where else None
-    base = step.scope(token)
-
-    def scope_for(object_id: str) -> dict[str, Any]:
-        return {**base, "object": step.overlay.proxy(object_id)}
-
-    ids = step.world.find_objects(block.query.type, where, scope_for)
-    vars_ = _child_vars(step, block.vars, token)
-    children = [_start_child(step, block.process, oid, dict(vars_), token) for oid in ids]
-    if block.wait == "all" and children:
-        token.wait = {"k": "children", "children": children}
-        return WAIT
-    step.move(token, block.next)
-    return None
-
-
 HANDLERS: dict[str, Handler] = {
     "start": _start,
     "end": _end,
@@ -617,9 +386,9 @@ HANDLERS: dict[str, Handler] = {
     "question": _question,
     "call": _question,
     "task": _task,
-    "operation": _operation,
+    "operation": operation,
     "counter": _counter,
     "message": _message,
-    "subprocess": _subprocess,
-    "for_each": _for_each,
+    "subprocess": subprocess,
+    "for_each": for_each,
 }

@@ -12,13 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flowlane.core.errors import FlowlaneError
-from flowlane.engine.blocks import (
-    HANDLERS,
-    resume_child,
-    resume_condition,
-    resume_task,
-    resume_timer,
-)
+from flowlane.engine.blocks import HANDLERS, resume_condition, resume_task, resume_timer
+from flowlane.engine.children import resume_child
 from flowlane.engine.context import Ctx
 from flowlane.engine.events import (
     ChildEnded,
