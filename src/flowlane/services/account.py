@@ -153,7 +153,6 @@ class Account:
         return out
 
     def coerce_field(self, name: str, spec: dict[str, Any], value: Any) -> Any:
-
         fs: FieldSpec = field_from_dict(name, spec)
         try:
             return coerce_value(fs, value, schema=self.store.schema, tz=self.store.tz)
@@ -168,7 +167,6 @@ class Account:
         *,
         by: str | None = None,
     ) -> list[str]:
-
         d = self.definition(process)
         self.require_role(by, STAFF_ROLES, f"start {process}")
         if not launch.is_approved(self, d):
@@ -196,7 +194,9 @@ class Account:
         """Stop the process's running instances and delete the tasks they created."""
         self.definition(process)
         self.require_role(by, ADMIN_ROLES, f"restart {process}")
-        doomed = [st.id for st in self.store.instances_of(process) if st.status == "running"]
+        doomed = [
+            st.id for st in self.store.instances_of(process) if st.status in ("running", "incident")
+        ]
         for iid in doomed:
             self.runner.step(iid, ev.InstanceCancelled("restart"))
         family = {st.id for st in self.store.instances_of(process)}
@@ -315,7 +315,7 @@ class Account:
         """The object an event launch runs on: ``data.object``, a user found by email,
         or a new object of the process's type made from the fields the type has."""
         if data.get("object"):
-            return str(data["object"])
+            return self.get_object(str(data["object"]), expect_type=d.spec.object).id
         otype = self.store.schema.types[d.spec.object]
         if d.spec.object == "user" and data.get("email"):
             for oid, rec in sorted(self.store.objects.items()):
