@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from flowlane.core.errors import ValidationError
-from flowlane.objects import FieldSpec, Schema, build_schema, coerce_value
+from flowlane.objects import FIELD_TYPES, FieldSpec, Schema, build_schema, coerce_value
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -271,25 +271,7 @@ def test_password_never_echoes_the_value(schema: Schema) -> None:
         assert "123456" not in message
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "string",
-        "text",
-        "integer",
-        "number",
-        "boolean",
-        "date",
-        "datetime",
-        "email",
-        "phone",
-        "enum",
-        "link",
-        "list",
-        "file",
-        "password",
-    ],
-)
+@pytest.mark.parametrize("kind", FIELD_TYPES)
 def test_none_clears_unless_required(schema: Schema, kind: str) -> None:
     assert ok(FieldSpec("f", kind), None, schema) is None
     required = FieldSpec("f", kind, required=True)
