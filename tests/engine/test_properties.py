@@ -244,7 +244,7 @@ def _run(spec: dict[str, Any], script: list[tuple[str, Any]]) -> list[dict[str, 
         with contextlib.suppress(Refused):
             _act(account, action)
         _check_invariants(account)
-    return account.store.history
+    return list(account.store.history())
 
 
 @settings(

@@ -109,7 +109,7 @@ def check_expect(sim: Simulation, e: sc.Expect, where: str) -> None:
 
 
 def _open_tasks(sim: Simulation, want: list[sc.TaskMatch]) -> str | None:
-    open_ = [t for t in sim.account.store.tasks.values() if not t.closed]
+    open_ = sim.account.store.find_tasks(open_only=True)
     if match_all(want, open_, _task_fits):
         return None
     wanted = ", ".join(str(w.model_dump(exclude_none=True)) for w in want) or "none"
@@ -158,7 +158,7 @@ def _running(sim: Simulation, e: sc.RunningExpect) -> str | None:
 
 
 def _object(sim: Simulation, e: sc.ObjectExpect) -> str | None:
-    rec = sim.account.store.objects.get(e.id)
+    rec = sim.account.store.get_object(e.id)
     if rec is None:
         return f"object {e.id} does not exist"
     wrong = [
@@ -179,15 +179,15 @@ def _match_messages(want: list[sc.MessageMatch], got: list[MessageRecord]) -> st
 
 
 def _messages(sim: Simulation, want: list[sc.MessageMatch]) -> str | None:
-    return _match_messages(want, sim.account.store.messages[sim.seen_messages :])
+    return _match_messages(want, sim.account.store.messages(sim.seen_messages))
 
 
 def _notifications(sim: Simulation, want: list[sc.MessageMatch]) -> str | None:
-    return _match_messages(want, sim.account.store.notifications[sim.seen_notifications :])
+    return _match_messages(want, sim.account.store.notifications(sim.seen_notifications))
 
 
 def _message_count(sim: Simulation, want: int) -> str | None:
-    got = sim.account.store.messages[sim.seen_messages :]
+    got = sim.account.store.messages(sim.seen_messages)
     if len(got) == want:
         return None
     return f"expected {want}, found {len(got)}: [{', '.join(_describe_msg(m) for m in got)}]"
@@ -207,7 +207,7 @@ def _counters(sim: Simulation, e: sc.CountersExpect) -> str | None:
 def _tasks_created(sim: Simulation, e: sc.TasksCreatedExpect) -> str | None:
     total = sum(
         n
-        for (process, block, obj), n in sim.account.store.tasks_created.items()
+        for (process, block, obj), n in sim.account.store.tasks_created().items()
         if block == e.block
         and (e.process is None or e.process == process)
         and (e.object is None or e.object == obj)

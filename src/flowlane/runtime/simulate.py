@@ -187,16 +187,19 @@ class Simulation:
 
     def _roundtrip(self) -> None:
         store = self.account.store
-        for iid, state in list(store.instances.items()):
-            store.instances[iid] = from_dict(json.loads(json.dumps(to_dict(state))))
+        with store.transaction():
+            for state in store.instances_of():
+                store.put_instance(from_dict(json.loads(json.dumps(to_dict(state)))))
 
     def _one(self, step: sc.Step, where: str) -> None:
         kind = step.kind
         body = getattr(step, kind)
         if kind == "expect":
             check_expect(self, body, where)
-            self.seen_messages = len(self.account.store.messages)
-            self.seen_notifications = len(self.account.store.notifications)
+            self.seen_messages += len(self.account.store.messages(self.seen_messages))
+            self.seen_notifications += len(
+                self.account.store.notifications(self.seen_notifications)
+            )
             self._note("expect_held", step=where)
             return
         self._note(

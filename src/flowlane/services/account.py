@@ -29,7 +29,7 @@ from flowlane.objects import (
 from flowlane.services import launch
 from flowlane.services.passwords import hash_passwords
 from flowlane.services.runner import Runner, TraceSink
-from flowlane.store.memory import MemoryStore
+from flowlane.store.base import Store
 from flowlane.store.records import MessageRecord, TaskRecord
 
 ADMIN_ROLES = tuple(sorted(STAFF_ADMIN_ROLES))
@@ -39,13 +39,12 @@ STAFF_ROLES = ("owner", "admin", "manager", "employee")
 class Account:
     """An account's services over a store, with an injected clock value ``now``."""
 
-    def __init__(self, store: MemoryStore, now: datetime, *, sink: TraceSink | None = None):
+    def __init__(self, store: Store, now: datetime, *, sink: TraceSink | None = None):
         self.store = store
         self.runner = Runner(store, now, sink)
         self.runner.on_object_created = lambda oid: launch.on_created(self, oid)
         self.runner.on_object_changed = lambda oid, b, a: launch.on_changed(self, oid, b, a)
         self.runner.on_periodic = lambda timer: launch.run_periodic(self, timer)
-        self._object_seq = 0
 
     # ---- units of work -----------------------------------------------------------------------
 
@@ -55,14 +54,12 @@ class Account:
         Refusals pass through as they are; any other flowlane error (a bad value in the
         request, a step that ran away) is a refusal too, with its message.
         """
-        saved = (self.store.savepoint(), self._object_seq, self.runner.now)
+        now = self.runner.now
         try:
-            action()
+            with self.store.transaction():
+                action()
         except FlowlaneError as exc:
-            store_saved, seq, now = saved
-            self.store.rollback(store_saved)
             self.runner.queue.clear()
-            self._object_seq = seq
             self.runner.now = now
             if isinstance(exc, Refused):
                 raise
@@ -80,7 +77,7 @@ class Account:
     def role_of(self, user_id: str | None) -> str | None:
         if user_id is None:
             return None
-        rec = self.store.objects.get(user_id)
+        rec = self.store.get_object(user_id)
         if rec is None or rec.type != "user":
             raise Refused(f"user {user_id!r} does not exist")
         return rec.data.get("role") or "client"
@@ -100,7 +97,8 @@ class Account:
 
     def settings_for(self, instance_id: str) -> TaskSettings:
         """The ``task:`` settings that govern an instance (its own, else its parent's)."""
-        state = self.store.instances[instance_id]
+        state = self.store.get_instance(instance_id)
+        assert state is not None, instance_id
         definition = self.store.version(state.process, state.version)
         return effective_settings(definition, state, self.store)
 
@@ -113,7 +111,7 @@ class Account:
 
     def activate(self) -> None:
         """Run ``once`` launches of every approved process (the processes were started)."""
-        for key in sorted(self.store.versions):
+        for key in self.store.process_keys():
             d = self.definition(key)
             if (
                 d.spec.launch
@@ -175,7 +173,7 @@ class Account:
         overlay = Overlay(self.store)
         clean = self.coerce_vars(d, vars_ or {})
         ids = []
-        for oid in sorted(o for o, r in self.store.objects.items() if r.type == d.spec.object):
+        for oid in self.store.objects_of_type(d.spec.object):
             scope = object_scope(overlay, oid, self.now.astimezone(self.store.tz))
             if cond is None or cond.test(scope):
                 ids.append(self.runner.start_instance(process, oid, dict(clean)))
@@ -185,7 +183,7 @@ class Account:
     def approve(self, process: str, *, by: str | None) -> None:
         d = self.definition(process)
         self.require_role(by, ADMIN_ROLES, f"approve {process}")
-        self.store.approved.add(process)
+        self.store.approve(process, by, self.now)
         if d.spec.launch and d.spec.launch.on == "once":
             launch.run_once(self, d)
         self.runner.run()
@@ -200,12 +198,12 @@ class Account:
         for iid in doomed:
             self.runner.step(iid, ev.InstanceCancelled("restart"))
         family = {st.id for st in self.store.instances_of(process)}
-        for st in self.store.instances.values():
-            if st.parent and st.parent["id"] in family:
-                family.add(st.id)
-        for tid in [t.id for t in self.store.tasks.values() if t.instance_id in family]:
-            del self.store.tasks[tid]
-        self.store.entered = {e for e in self.store.entered if e[0] != process}
+        generation = set(family)
+        while generation:
+            generation = {st.id for st in self.store.children_of(generation)} - family
+            family |= generation
+        self.store.delete_tasks([t.id for t in self.store.find_tasks(instance_ids=family)])
+        self.store.forget_entered(process)
         self.runner.run()
 
     def cancel(self, process: str, object_id: str, *, by: str | None) -> None:
@@ -222,19 +220,17 @@ class Account:
         self.runner.run()
 
     def retry(self, instance_id: str) -> None:
-        state = self.store.instances.get(instance_id)
+        state = self.store.get_instance(instance_id)
         if state is None or state.status != "incident":
             raise Refused(f"instance {instance_id} has no incident")
-        for inc in self.store.incidents:
-            if inc.instance_id == instance_id:
-                inc.resolved = True
+        self.store.resolve_incidents(instance_id)
         self.runner.deliver(instance_id, ev.Retried())
         self.runner.run()
 
     # ---- objects -----------------------------------------------------------------------------
 
     def get_object(self, object_id: str, *, expect_type: str | None = None) -> ObjectRecord:
-        rec = self.store.objects.get(object_id)
+        rec = self.store.get_object(object_id)
         if rec is None:
             raise NotFound(f"object {object_id!r} does not exist")
         if expect_type is not None and rec.type != expect_type:
@@ -242,8 +238,7 @@ class Account:
         return rec
 
     def new_object_id(self, type_key: str) -> str:
-        self._object_seq += 1
-        return f"{type_key}-{self._object_seq}"
+        return self.store.new_object_id(type_key)
 
     def create_object(
         self,
@@ -257,10 +252,10 @@ class Account:
         if otype is None:
             raise Refused(f"object type {type_key!r} does not exist")
         oid = object_id or self.new_object_id(type_key)
-        if oid in self.store.objects:
+        if self.store.get_object(oid) is not None:
             raise Refused(f"object {oid!r} exists already")
         clean = self._validate(type_key, data, partial=False, current_stage=None)
-        self.store.objects[oid] = ObjectRecord(oid, type_key, clean)
+        self.store.put_object(ObjectRecord(oid, type_key, clean), self.now)
         if launches:
             launch.on_created(self, oid)
             self.runner.run()
@@ -287,14 +282,13 @@ class Account:
         return hash_passwords(otype, clean)
 
     def _type_of(self, object_id: str) -> str | None:
-        rec = self.store.objects.get(object_id)
+        rec = self.store.get_object(object_id)
         return rec.type if rec is not None else None
 
     def update_object(self, object_id: str, changes: dict[str, Any]) -> None:
         rec = self.get_object(object_id)
         clean = self._validate(rec.type, changes, partial=True, current_stage=rec.data.get("stage"))
-        before = dict(rec.data)
-        rec.data.update(clean)
+        before = self.store.update_object(object_id, clean, self.now)
         self.runner.object_changed(object_id, before)
         self.runner.run()
 
@@ -307,7 +301,7 @@ class Account:
         if key not in self.store.schema.dictionaries:
             raise Refused(f"dictionary {key!r} does not exist")
         try:
-            self.store.schema.add_dictionary_value(key, value)
+            self.store.add_dictionary_value(key, value, self.now)
         except FlowlaneError as exc:
             raise Refused(f"dictionary {key}: {exc}") from exc
 
@@ -318,9 +312,9 @@ class Account:
             return self.get_object(str(data["object"]), expect_type=d.spec.object).id
         otype = self.store.schema.types[d.spec.object]
         if d.spec.object == "user" and data.get("email"):
-            for oid, rec in sorted(self.store.objects.items()):
-                if rec.type == "user" and rec.data.get("email") == data["email"]:
-                    return oid
+            found = self.store.user_by_email(str(data["email"]))
+            if found is not None:
+                return found
         fields = {k: v for k, v in data.items() if k in otype.fields}
         if not fields:
             return None
@@ -336,21 +330,16 @@ class Account:
     def open_task(
         self, block: str, object_id: str | None, *, process: str | None = None
     ) -> TaskRecord:
-        found = [
-            t
-            for t in self.store.tasks.values()
-            if not t.closed
-            and t.block == block
-            and (object_id is None or t.object_id == object_id)
-            and (process is None or t.process == process)
-        ]
+        found = self.store.find_tasks(
+            open_only=True, block=block, object_id=object_id, process=process
+        )
         if not found:
             raise Refused(f"no open task of block {block!r} on {object_id}")
         return found[0]
 
     def _check_instance(self, task: TaskRecord) -> None:
         """A task its instance waits on can be answered only while the instance runs."""
-        state = self.store.instances.get(task.instance_id)
+        state = self.store.get_instance(task.instance_id)
         if task.waits and state is not None and state.status != "running":
             why = f": {state.incident}" if state.incident else ""
             raise Refused(f"instance {state.id} is {state.status}{why}; retry it first")
@@ -389,6 +378,7 @@ class Account:
         task.closed_at = self.now
         task.answer = {"option": option, "fields": clean, "by": by}
         task.history.append({"at": self.now, "by": by, "what": "answered", "option": option})
+        self.store.put_task(task)
         self.runner.deliver(task.instance_id, ev.TaskAnswered(task.id, option, clean, by))
         self.runner.run()
 
@@ -434,6 +424,7 @@ class Account:
             task.closed_at = self.now
             if task.waits:
                 self.runner.deliver(task.instance_id, ev.TaskFinished(task.id, to, by))
+        self.store.put_task(task)
         self.runner.record(
             {
                 "instance": task.instance_id,
@@ -450,6 +441,7 @@ class Account:
             raise Refused("a comment needs text")
         self._check_actor(task, by, "comment on")
         self._add_comment(task, by, text)
+        self.store.put_task(task)
         self.runner.run()
 
     def _add_comment(self, task: TaskRecord, by: str | None, text: str) -> None:
@@ -460,16 +452,16 @@ class Account:
             whom.extend(self.store.users(sel))
         if not [u for u in whom if u != by]:
             whom.extend(self.store.users("role:owner"))
-        seen = set()
+        seen: list[str] = []
         for uid in whom:
             if uid is None or uid == by or uid in seen:
                 continue
-            seen.add(uid)
-            rec = self.store.objects.get(uid)
+            seen.append(uid)
+            rec = self.store.get_object(uid)
             email = rec.data.get("email") if rec else None
-            self.store.notifications.append(
+            self.store.add_notification(
                 MessageRecord(
-                    id=f"n{len(self.store.notifications) + 1}",
+                    id=f"{task.id}.c{len(task.comments)}.n{len(seen)}",
                     instance_id=task.instance_id,
                     process=task.process,
                     block=task.block,
@@ -488,6 +480,7 @@ class Account:
             raise Refused(f"task {task.id} is already assigned to {task.assignee}")
         task.assignee = by
         task.history.append({"at": self.now, "by": by, "what": "claimed"})
+        self.store.put_task(task)
 
     def unclaim(self, task: TaskRecord, *, by: str) -> None:
         if task.assignee != by and self.role_of(by) not in ADMIN_ROLES:
@@ -496,6 +489,7 @@ class Account:
             )
         task.assignee = None
         task.history.append({"at": self.now, "by": by, "what": "unclaimed"})
+        self.store.put_task(task)
 
     def reassign(
         self,
@@ -512,8 +506,8 @@ class Account:
         if to is not None:
             self.role_of(to)
         count = 0
-        for task in self.store.tasks.values():
-            if task.process != process or (from_given and task.assignee != from_):
+        for task in self.store.find_tasks(process=process):
+            if from_given and task.assignee != from_:
                 continue
             if status is not None and task.status != status:
                 continue
@@ -521,5 +515,6 @@ class Account:
                 continue
             task.assignee = to
             task.history.append({"at": self.now, "by": by, "what": "reassigned", "to": to})
+            self.store.put_task(task)
             count += 1
         return count

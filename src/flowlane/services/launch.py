@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def is_approved(account: Account, definition: Definition) -> bool:
     """A process with ``launch.approval`` starts only after an admin approved it."""
     launch = definition.spec.launch
-    return not (launch and launch.approval) or definition.key in account.store.approved
+    return not (launch and launch.approval) or account.store.is_approved(definition.key)
 
 
 def entry_holds(account: Account, definition: Definition, object_id: str) -> bool:
@@ -36,7 +36,7 @@ def entry_holds(account: Account, definition: Definition, object_id: str) -> boo
 
 def _automatic(account: Account, on: str, type_key: str) -> list[Definition]:
     out = []
-    for key in sorted(account.store.versions):
+    for key in account.store.process_keys():
         d = account.store.definition(key)
         if d is None or d.spec.draft or d.spec.launch is None or d.spec.launch.on != on:
             continue
@@ -54,7 +54,7 @@ def try_enter(
     """Start the process for the object by an automatic launch, if its rules allow."""
     launch = definition.spec.launch
     repeat = bool(launch and launch.repeat)
-    if not repeat and (definition.key, object_id) in account.store.entered:
+    if not repeat and account.store.has_entered(definition.key, object_id):
         return None
     if not entry_holds(account, definition, object_id):
         return None
@@ -62,7 +62,7 @@ def try_enter(
 
 
 def on_created(account: Account, object_id: str) -> None:
-    rec = account.store.objects[object_id]
+    rec = account.get_object(object_id)
     for d in _automatic(account, "create", rec.type):
         try_enter(account, d, object_id)
     if rec.type in account.staged_types():
@@ -72,7 +72,7 @@ def on_created(account: Account, object_id: str) -> None:
 def on_changed(
     account: Account, object_id: str, before: dict[str, Any], after: dict[str, Any]
 ) -> None:
-    rec = account.store.objects[object_id]
+    rec = account.get_object(object_id)
     for d in _automatic(account, "update", rec.type):
         try_enter(account, d, object_id)
     if before.get("stage") != after.get("stage"):
@@ -81,7 +81,7 @@ def on_changed(
 
 def on_stage(account: Account, object_id: str, before: Any, stage: Any) -> None:
     """Run the processes launched on entering ``stage`` (robots): every entry counts."""
-    rec = account.store.objects[object_id]
+    rec = account.get_object(object_id)
     for d in _automatic(account, "stage", rec.type):
         launch = d.spec.launch
         if launch is not None and launch.stage == stage and entry_holds(account, d, object_id):
@@ -91,9 +91,7 @@ def on_stage(account: Account, object_id: str, before: Any, stage: Any) -> None:
 def run_once(account: Account, definition: Definition) -> list[str]:
     """``once``: every object matching the entry condition at this moment."""
     started = []
-    for oid in sorted(
-        o for o, r in account.store.objects.items() if r.type == definition.spec.object
-    ):
+    for oid in account.store.objects_of_type(definition.spec.object):
         iid = try_enter(account, definition, oid)
         if iid:
             started.append(iid)
@@ -124,16 +122,14 @@ def run_periodic(account: Account, timer: TimerRecord) -> None:
     if definition is None:
         return
     if is_approved(account, definition):
-        previous = account.store.matched.get(definition.key, set())
+        previous = account.store.matched(definition.key)
         now_matching = set()
-        for oid in sorted(
-            o for o, r in account.store.objects.items() if r.type == definition.spec.object
-        ):
+        for oid in account.store.objects_of_type(definition.spec.object):
             if entry_holds(account, definition, oid):
                 now_matching.add(oid)
                 if oid not in previous:
                     try_enter(account, definition, oid)
-        account.store.matched[definition.key] = now_matching
+        account.store.set_matched(definition.key, now_matching)
     schedule_periodic(account, definition)
 
 
@@ -141,7 +137,7 @@ def on_event(account: Account, kind: str, key: str | None, data: dict[str, Any])
     """A form, webhook, inbound email or keyword message: start the processes listening."""
     name = f"{kind}:{key}" if key else kind
     started = []
-    for d_key in sorted(account.store.versions):
+    for d_key in account.store.process_keys():
         d = account.store.definition(d_key)
         if d is None or d.spec.launch is None or d.spec.launch.on != "event":
             continue

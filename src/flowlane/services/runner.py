@@ -23,7 +23,7 @@ from flowlane.engine.events import Decision, Event
 from flowlane.engine.interpreter import PARENT_ENDED
 from flowlane.model.definition import Definition
 from flowlane.services.passwords import hash_passwords
-from flowlane.store.memory import MemoryStore
+from flowlane.store.base import Store
 from flowlane.store.records import TASK_OPEN, IncidentRecord, MessageRecord, TaskRecord, TimerRecord
 
 TraceSink = Callable[[dict[str, Any]], None]
@@ -34,9 +34,9 @@ MAX_CASCADE = 100_000
 
 @dataclass
 class Runner:
-    """Runs steps against a :class:`MemoryStore` with an explicit, injected ``now``."""
+    """Runs steps against a :class:`Store` with an explicit, injected ``now``."""
 
-    store: MemoryStore
+    store: Store
     now: datetime
     sink: TraceSink | None = None
     on_object_created: Callable[[str], None] | None = None
@@ -49,7 +49,7 @@ class Runner:
 
     def record(self, entry: dict[str, Any]) -> None:
         line = {"time": self.now.isoformat(), **entry}
-        self.store.history.append(line)
+        self.store.add_history(line)
         if self.sink is not None:
             self.sink(line)
 
@@ -67,15 +67,17 @@ class Runner:
         definition = self.store.definition(process)
         assert definition is not None, process
         iid = instance_id or self.store.new_instance_id()
-        self.store.instances[iid] = InstanceState(
-            id=iid,
-            process=process,
-            version=definition.version,
-            object_id=object_id,
-            parent=parent,
+        self.store.put_instance(
+            InstanceState(
+                id=iid,
+                process=process,
+                version=definition.version,
+                object_id=object_id,
+                parent=parent,
+            )
         )
         if object_id is not None:
-            self.store.entered.add((process, object_id))
+            self.store.mark_entered(process, object_id)
         self.queue.append((iid, ev.InstanceStarted(vars_)))
         return iid
 
@@ -116,14 +118,14 @@ class Runner:
     on_periodic: Callable[[TimerRecord], None] | None = None
 
     def step(self, instance_id: str, event: Event) -> None:
-        state = self.store.instances.get(instance_id)
+        state = self.store.get_instance(instance_id)
         if state is None:
             return
         definition = self.store.version(state.process, state.version)
         decision = decide(definition, state, event, Ctx(self.now, self.store))
         if self.recorder is not None:
             self.recorder(definition, state, event, self.now, decision)
-        self.store.instances[instance_id] = decision.state
+        self.store.put_instance(decision.state)
         for entry in decision.trace:
             self.record(
                 {
@@ -144,7 +146,7 @@ class Runner:
         """Wake the instances waiting on this object, then run update/stage launches."""
         for iid in self.store.waiting_on(object_id):
             self.queue.append((iid, ev.ObjectChanged((object_id,))))
-        rec = self.store.objects.get(object_id)
+        rec = self.store.get_object(object_id)
         if rec is not None and self.on_object_changed is not None:
             self.on_object_changed(object_id, before, rec.data)
 
@@ -160,34 +162,36 @@ class Runner:
         status = TASK_OPEN
         if cmd.workflow is not None:
             status = cmd.workflow.get("initial") or cmd.workflow["statuses"][0]
-        self.store.tasks[cmd.task_id] = TaskRecord(
-            id=cmd.task_id,
-            instance_id=cmd.instance_id,
-            process=cmd.process,
-            block=cmd.block,
-            kind=cmd.kind,
-            object_id=cmd.object_id,
-            title=cmd.title,
-            text=cmd.text,
-            assignee=cmd.assignee,
-            options=cmd.options,
-            fields=cmd.fields,
-            workflow=cmd.workflow,
-            waits=cmd.waits,
-            priority=cmd.priority,
-            reaction_s=cmd.reaction_s,
-            created_at=self.now,
-            status=status,
+        self.store.put_task(
+            TaskRecord(
+                id=cmd.task_id,
+                instance_id=cmd.instance_id,
+                process=cmd.process,
+                block=cmd.block,
+                kind=cmd.kind,
+                object_id=cmd.object_id,
+                title=cmd.title,
+                text=cmd.text,
+                assignee=cmd.assignee,
+                options=cmd.options,
+                fields=cmd.fields,
+                workflow=cmd.workflow,
+                waits=cmd.waits,
+                priority=cmd.priority,
+                reaction_s=cmd.reaction_s,
+                created_at=self.now,
+                status=status,
+            )
         )
-        key = (cmd.process, cmd.block, cmd.object_id)
-        self.store.tasks_created[key] = self.store.tasks_created.get(key, 0) + 1
+        self.store.count_task_created(cmd.process, cmd.block, cmd.object_id)
 
     def _apply_CloseTask(self, cmd: ev.CloseTask, state: InstanceState, _c: Any) -> None:
-        task = self.store.tasks.get(cmd.task_id)
+        task = self.store.get_task(cmd.task_id)
         if task is not None and not task.closed:
             task.closed = True
             task.status = cmd.status
             task.closed_at = self.now
+            self.store.put_task(task)
 
     def _apply_ScheduleTimer(self, cmd: ev.ScheduleTimer, state: InstanceState, _c: Any) -> None:
         self.store.add_timer(TimerRecord(cmd.timer_id, cmd.instance_id, cmd.due_at, 0))
@@ -198,19 +202,21 @@ class Runner:
     def _apply_CreateObject(self, cmd: ev.CreateObject, state: InstanceState, _c: Any) -> None:
         otype = self.store.schema.types[cmd.type]
         data = hash_passwords(otype, dict(cmd.data))
-        self.store.objects[cmd.object_id] = ObjectRecord(cmd.object_id, cmd.type, data)
+        self.store.put_object(ObjectRecord(cmd.object_id, cmd.type, data), self.now)
         if self.on_object_created is not None:
             self.on_object_created(cmd.object_id)
 
     def _apply_UpdateObject(
         self, cmd: ev.UpdateObject, state: InstanceState, changed: dict[str, dict[str, Any]]
     ) -> None:
-        rec = self.store.objects[cmd.object_id]
-        changed.setdefault(cmd.object_id, dict(rec.data))
-        rec.data.update(hash_passwords(self.store.schema.types[rec.type], cmd.changes))
+        rec = self.store.get_object(cmd.object_id)
+        assert rec is not None, cmd.object_id
+        changes = hash_passwords(self.store.schema.types[rec.type], cmd.changes)
+        before = self.store.update_object(cmd.object_id, changes, self.now)
+        changed.setdefault(cmd.object_id, before)
 
     def _apply_SendMessage(self, cmd: ev.SendMessage, state: InstanceState, _c: Any) -> None:
-        self.store.messages.append(
+        self.store.add_message(
             MessageRecord(
                 id=cmd.message_id,
                 instance_id=cmd.instance_id,
@@ -236,7 +242,7 @@ class Runner:
 
     def _apply_CancelChild(self, cmd: ev.CancelChild, state: InstanceState, _c: Any) -> None:
         # A cancelled child reports nothing; its own cancellation runs at once, recursively.
-        child = self.store.instances.get(cmd.child_id)
+        child = self.store.get_instance(cmd.child_id)
         if child is not None and child.status in ("running", "incident"):
             self.step(cmd.child_id, ev.InstanceCancelled(PARENT_ENDED))
 
@@ -247,6 +253,4 @@ class Runner:
         self.store.subscribe(cmd.instance_id, cmd.object_ids)
 
     def _apply_RaiseIncident(self, cmd: ev.RaiseIncident, state: InstanceState, _c: Any) -> None:
-        self.store.incidents.append(
-            IncidentRecord(cmd.instance_id, cmd.block, cmd.message, self.now)
-        )
+        self.store.add_incident(IncidentRecord(cmd.instance_id, cmd.block, cmd.message, self.now))

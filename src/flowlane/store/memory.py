@@ -1,7 +1,8 @@
-"""The in-memory store: the reference implementation the SQL store must match.
+"""The in-memory store: the reference implementation of :class:`~flowlane.store.base.Store`.
 
 It also serves the engine as its read-only :class:`~flowlane.engine.World`. Nothing here
-decides process logic; the services call it.
+decides process logic; the services call it. Records it hands out are the stored ones (the
+SQL store hands out copies): callers write every change back with ``put_*`` all the same.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import copy
 import heapq
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -38,20 +40,21 @@ class MemoryStore:
     instances: dict[str, InstanceState] = field(default_factory=dict)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     timers: dict[str, TimerRecord] = field(default_factory=dict)
-    messages: list[MessageRecord] = field(default_factory=list)
-    notifications: list[MessageRecord] = field(default_factory=list)
-    incidents: list[IncidentRecord] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[MessageRecord] = field(default_factory=list)
+    notified: list[MessageRecord] = field(default_factory=list)
+    incident_list: list[IncidentRecord] = field(default_factory=list)
+    history_lines: list[dict[str, Any]] = field(default_factory=list)
     subscriptions: dict[str, set[str]] = field(default_factory=dict)
     subscribed: dict[str, tuple[str, ...]] = field(default_factory=dict)
     entered: set[tuple[str, str]] = field(default_factory=set)
-    matched: dict[str, set[str]] = field(default_factory=dict)
+    matched_by: dict[str, set[str]] = field(default_factory=dict)
     approved: set[str] = field(default_factory=set)
-    tasks_created: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
+    created_counts: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
     """Tasks opened per (process, block, object), counting tasks ``restart`` deleted too."""
     _heap: list[tuple[datetime, int, str]] = field(default_factory=list)
     _timer_seq: int = 0
     _instance_seq: int = 0
+    _object_seqs: dict[str, int] = field(default_factory=dict)
 
     # ---- World (read-only, for the engine) -------------------------------------------
 
@@ -106,20 +109,38 @@ class MemoryStore:
     def version(self, key: str, version: int) -> Definition:
         return self.versions[key][version - 1]
 
+    def process_keys(self) -> list[str]:
+        return sorted(self.versions)
+
     # ---- instances ------------------------------------------------------------------------
 
     def new_instance_id(self) -> str:
         self._instance_seq += 1
         return f"i{self._instance_seq}"
 
+    def new_object_id(self, type_key: str) -> str:
+        seq = self._object_seqs.get(type_key, 0) + 1
+        self._object_seqs[type_key] = seq
+        return f"{type_key}-{seq}"
+
+    def get_instance(self, instance_id: str) -> InstanceState | None:
+        return self.instances.get(instance_id)
+
+    def put_instance(self, state: InstanceState) -> None:
+        self.instances[state.id] = state
+
     def instances_of(
         self, process: str | None = None, object_id: str | None = None
-    ) -> Iterator[InstanceState]:
-        for st in self.instances.values():
-            if (process is None or st.process == process) and (
-                object_id is None or st.object_id == object_id
-            ):
-                yield st
+    ) -> list[InstanceState]:
+        return [
+            st
+            for st in self.instances.values()
+            if (process is None or st.process == process)
+            and (object_id is None or st.object_id == object_id)
+        ]
+
+    def children_of(self, parent_ids: set[str]) -> list[InstanceState]:
+        return [st for st in self.instances.values() if st.parent and st.parent["id"] in parent_ids]
 
     def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> None:
         for oid in self.subscribed.get(instance_id, ()):
@@ -132,9 +153,128 @@ class MemoryStore:
         """Instances whose wait conditions read this object (by index, not by scan)."""
         return sorted(self.subscriptions.get(object_id, ()), key=_instance_order)
 
+    # ---- launch bookkeeping ---------------------------------------------------------------
+
+    def has_entered(self, process: str, object_id: str) -> bool:
+        return (process, object_id) in self.entered
+
+    def mark_entered(self, process: str, object_id: str) -> None:
+        self.entered.add((process, object_id))
+
+    def forget_entered(self, process: str) -> None:
+        self.entered = {e for e in self.entered if e[0] != process}
+
+    def matched(self, process: str) -> set[str]:
+        return set(self.matched_by.get(process, set()))
+
+    def set_matched(self, process: str, object_ids: set[str]) -> None:
+        self.matched_by[process] = set(object_ids)
+
+    def is_approved(self, process: str) -> bool:
+        return process in self.approved
+
+    def approve(self, process: str, by: str | None, at: datetime) -> None:
+        self.approved.add(process)
+
+    # ---- objects --------------------------------------------------------------------------
+
+    def put_object(self, record: ObjectRecord, at: datetime) -> None:
+        self.objects[record.id] = record
+
+    def update_object(
+        self, object_id: str, changes: dict[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        rec = self.objects[object_id]
+        before = dict(rec.data)
+        rec.data.update(changes)
+        return before
+
+    def objects_of_type(self, type_key: str) -> list[str]:
+        return sorted(oid for oid, rec in self.objects.items() if rec.type == type_key)
+
+    def user_by_email(self, email: str) -> str | None:
+        for oid in self.objects_of_type("user"):
+            if self.objects[oid].data.get("email") == email:
+                return oid
+        return None
+
+    def add_dictionary_value(self, key: str, value: str, at: datetime) -> None:
+        self.schema.add_dictionary_value(key, value)
+
+    # ---- tasks ----------------------------------------------------------------------------
+
+    def put_task(self, task: TaskRecord) -> None:
+        self.tasks[task.id] = task
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        return self.tasks.get(task_id)
+
+    def find_tasks(
+        self,
+        *,
+        open_only: bool = False,
+        block: str | None = None,
+        object_id: str | None = None,
+        process: str | None = None,
+        instance_ids: set[str] | None = None,
+    ) -> list[TaskRecord]:
+        return [
+            t
+            for t in self.tasks.values()
+            if not (open_only and t.closed)
+            and (block is None or t.block == block)
+            and (object_id is None or t.object_id == object_id)
+            and (process is None or t.process == process)
+            and (instance_ids is None or t.instance_id in instance_ids)
+        ]
+
+    def delete_tasks(self, task_ids: list[str]) -> None:
+        for tid in task_ids:
+            self.tasks.pop(tid, None)
+
+    def count_task_created(self, process: str, block: str, object_id: str | None) -> None:
+        key = (process, block, object_id)
+        self.created_counts[key] = self.created_counts.get(key, 0) + 1
+
+    def tasks_created(self) -> dict[tuple[str, str, str | None], int]:
+        return dict(self.created_counts)
+
+    # ---- effects --------------------------------------------------------------------------
+
+    def add_message(self, message: MessageRecord) -> None:
+        self.outbox.append(message)
+
+    def messages(self, since: int = 0) -> list[MessageRecord]:
+        return self.outbox[since:]
+
+    def add_notification(self, message: MessageRecord) -> None:
+        self.notified.append(message)
+
+    def notifications(self, since: int = 0) -> list[MessageRecord]:
+        return self.notified[since:]
+
+    def add_incident(self, incident: IncidentRecord) -> None:
+        self.incident_list.append(incident)
+
+    def resolve_incidents(self, instance_id: str) -> None:
+        for inc in self.incident_list:
+            if inc.instance_id == instance_id:
+                inc.resolved = True
+
+    def incidents(self, open_only: bool = False) -> list[IncidentRecord]:
+        return [i for i in self.incident_list if not (open_only and i.resolved)]
+
+    def add_history(self, line: dict[str, Any]) -> None:
+        self.history_lines.append(line)
+
+    def history(self, instance_id: str | None = None) -> Iterator[dict[str, Any]]:
+        for line in self.history_lines:
+            if instance_id is None or line.get("instance") == instance_id:
+                yield line
+
     # ---- savepoints -----------------------------------------------------------------------
 
-    _APPEND_ONLY = ("messages", "notifications", "incidents", "history")
+    _APPEND_ONLY = ("outbox", "notified", "history_lines")
     _COPIED = (
         "objects",
         "instances",
@@ -144,11 +284,22 @@ class MemoryStore:
         "subscriptions",
         "subscribed",
         "entered",
-        "matched",
+        "matched_by",
         "approved",
-        "tasks_created",
+        "created_counts",
+        "incident_list",
+        "_object_seqs",
         "schema",
     )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        saved = self.savepoint()
+        try:
+            yield
+        except BaseException:
+            self.rollback(saved)
+            raise
 
     def savepoint(self) -> dict[str, Any]:
         """What :meth:`rollback` needs to undo everything done after this call.

@@ -1,0 +1,169 @@
+"""The store protocol: everything the services read and write, in one narrow interface.
+
+Two implementations pass one contract-test module (``tests/store/test_contract.py``):
+:class:`~flowlane.store.memory.MemoryStore`, the reference, and
+:class:`~flowlane.store.sql.store.SqlStore` on SQLite or PostgreSQL. Records handed out are
+copies: a caller that changes one writes it back with the matching ``put_*`` method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from flowlane.engine.context import ObjectRecord, World
+from flowlane.engine.state import InstanceState
+from flowlane.model.definition import Definition
+from flowlane.model.template import Template
+from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
+
+
+class Store(World, Protocol):
+    """Reads for the engine (:class:`World`) plus the writes of the use cases."""
+
+    templates: dict[str, Template]
+
+    # ---- units of work ---------------------------------------------------------------------
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything done inside commits together, or nothing of it stays (nestable)."""
+        ...
+
+    # ---- processes -------------------------------------------------------------------------
+
+    def deploy(self, definition: Definition) -> Definition:
+        """Store a new version unless it equals the latest; return the version in force."""
+        ...
+
+    def version(self, key: str, version: int) -> Definition: ...
+
+    def process_keys(self) -> list[str]:
+        """Keys of every deployed process, sorted."""
+        ...
+
+    # ---- ids ---------------------------------------------------------------------------------
+
+    def new_instance_id(self) -> str: ...
+
+    def new_object_id(self, type_key: str) -> str: ...
+
+    # ---- instances ---------------------------------------------------------------------------
+
+    def get_instance(self, instance_id: str) -> InstanceState | None: ...
+
+    def put_instance(self, state: InstanceState) -> None: ...
+
+    def instances_of(
+        self, process: str | None = None, object_id: str | None = None
+    ) -> list[InstanceState]:
+        """Instances in the order they were created."""
+        ...
+
+    def children_of(self, parent_ids: set[str]) -> list[InstanceState]: ...
+
+    def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> None: ...
+
+    def waiting_on(self, object_id: str) -> list[str]:
+        """Instances whose wait conditions read this object (by index, never by scan)."""
+        ...
+
+    # ---- launch bookkeeping ------------------------------------------------------------------
+
+    def has_entered(self, process: str, object_id: str) -> bool: ...
+
+    def mark_entered(self, process: str, object_id: str) -> None: ...
+
+    def forget_entered(self, process: str) -> None: ...
+
+    def matched(self, process: str) -> set[str]: ...
+
+    def set_matched(self, process: str, object_ids: set[str]) -> None: ...
+
+    def is_approved(self, process: str) -> bool: ...
+
+    def approve(self, process: str, by: str | None, at: datetime) -> None: ...
+
+    # ---- objects -----------------------------------------------------------------------------
+
+    def put_object(self, record: ObjectRecord, at: datetime) -> None:
+        """Insert a new object or replace a stored one's data."""
+        ...
+
+    def update_object(
+        self, object_id: str, changes: dict[str, Any], at: datetime
+    ) -> dict[str, Any]:
+        """Merge ``changes`` into the object's data under its row lock; return the data before."""
+        ...
+
+    def objects_of_type(self, type_key: str) -> list[str]:
+        """Ids of every object of the type, sorted."""
+        ...
+
+    def user_by_email(self, email: str) -> str | None: ...
+
+    def add_dictionary_value(self, key: str, value: str, at: datetime) -> None: ...
+
+    # ---- tasks ---------------------------------------------------------------------------------
+
+    def put_task(self, task: TaskRecord) -> None: ...
+
+    def get_task(self, task_id: str) -> TaskRecord | None: ...
+
+    def find_tasks(
+        self,
+        *,
+        open_only: bool = False,
+        block: str | None = None,
+        object_id: str | None = None,
+        process: str | None = None,
+        instance_ids: set[str] | None = None,
+    ) -> list[TaskRecord]:
+        """Tasks matching every given filter, in the order they were created."""
+        ...
+
+    def delete_tasks(self, task_ids: list[str]) -> None: ...
+
+    def count_task_created(self, process: str, block: str, object_id: str | None) -> None: ...
+
+    def tasks_created(self) -> dict[tuple[str, str, str | None], int]:
+        """Tasks opened per (process, block, object), counting tasks ``restart`` deleted."""
+        ...
+
+    # ---- timers ----------------------------------------------------------------------------------
+
+    def add_timer(self, timer: TimerRecord) -> None: ...
+
+    def cancel_timer(self, timer_id: str) -> None: ...
+
+    def next_timer(self, until: datetime) -> TimerRecord | None:
+        """The earliest timer due at or before ``until`` (ties in scheduling order)."""
+        ...
+
+    def pop_timer(self, timer_id: str) -> TimerRecord | None: ...
+
+    # ---- effects ---------------------------------------------------------------------------------
+
+    def add_message(self, message: MessageRecord) -> None:
+        """A message for the outbox; it is delivered after the transaction commits."""
+        ...
+
+    def messages(self, since: int = 0) -> list[MessageRecord]: ...
+
+    def add_notification(self, message: MessageRecord) -> None: ...
+
+    def notifications(self, since: int = 0) -> list[MessageRecord]: ...
+
+    def add_incident(self, incident: IncidentRecord) -> None: ...
+
+    def resolve_incidents(self, instance_id: str) -> None: ...
+
+    def incidents(self, open_only: bool = False) -> list[IncidentRecord]: ...
+
+    def add_history(self, line: dict[str, Any]) -> None: ...
+
+    def history(self, instance_id: str | None = None) -> Iterator[dict[str, Any]]: ...
+
+
+__all__ = ["Store"]
