@@ -9,7 +9,7 @@ import pytest
 
 from flowlane.model.recipe import load_recipe
 from flowlane.model.validate import validate_recipe
-from flowlane.runtime.simulate import simulate
+from flowlane.runtime.simulate import Database, simulate
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 SCENARIOS = sorted(RECIPES.glob("*/scenarios/*.yaml"))
@@ -35,3 +35,20 @@ def test_scenario_passes_straight_and_round_tripped(path: Path) -> None:
     tripped = simulate(path.parents[1], path, roundtrip=True)
     assert tripped.ok, tripped.message
     assert tripped.trace == straight.trace
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: f"{p.parents[1].name}/{p.stem}")
+def test_scenario_on_sqlite_writes_the_memory_trace(path: Path, tmp_path: Path) -> None:
+    """The durable store runs every recipe scenario exactly as the memory store does."""
+    memory = simulate(path.parents[1], path)
+    durable = simulate(path.parents[1], path, db=Database(f"sqlite:///{tmp_path / 'f.db'}"))
+    assert durable.ok, durable.message
+    assert durable.trace == memory.trace
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: f"{p.parents[1].name}/{p.stem}")
+def test_scenario_on_postgresql_writes_the_memory_trace(path: Path, pg_database: str) -> None:
+    memory = simulate(path.parents[1], path)
+    durable = simulate(path.parents[1], path, db=Database(pg_database))
+    assert durable.ok, durable.message
+    assert durable.trace == memory.trace

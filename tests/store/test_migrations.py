@@ -22,7 +22,10 @@ from flowlane.store.sql.engine import display_url, make_engine, normalize_url
 from flowlane.store.sql.migrate import DatabaseError, current, upgrade
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+HEAD = "0002"
 EXPECTED_TABLES = {
+    "matched",
+    "sequences",
     "process_versions",
     "objects",
     "instances",
@@ -80,12 +83,12 @@ def _schema_diff(engine: Engine) -> list[object]:
 
 def _check_upgrade(engine: Engine) -> None:
     assert current(engine) is None
-    assert upgrade(engine) == "0001"
+    assert upgrade(engine) == HEAD
     assert set(inspect(engine).get_table_names()) == EXPECTED_TABLES | {"alembic_version"}
     assert _schema_diff(engine) == []
     # A second upgrade is a no-op.
-    assert upgrade(engine) == "0001"
-    assert current(engine) == "0001"
+    assert upgrade(engine) == HEAD
+    assert current(engine) == HEAD
     assert _schema_diff(engine) == []
 
 
@@ -195,10 +198,10 @@ def test_init_command_creates_and_reports(sqlite_url: str) -> None:
     runner = CliRunner()
     result = runner.invoke(_cli(), ["--db", sqlite_url])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"database {sqlite_url} at revision 0001"
+    assert result.output.strip() == f"database {sqlite_url} at revision {HEAD}"
     again = runner.invoke(_cli(), [], env={"FLOWLANE_DB": sqlite_url})
     assert again.exit_code == 0, again.output
-    assert again.output.strip() == f"database {sqlite_url} at revision 0001"
+    assert again.output.strip() == f"database {sqlite_url} at revision {HEAD}"
 
 
 def test_init_command_hides_the_password_and_fails_cleanly() -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from flowlane.runtime.simulate import InvalidInput, simulate
+from flowlane.runtime.simulate import Database, InvalidInput, simulate
 
 app = typer.Typer(
     help="flowlane: business processes bound to objects, durable for months.",
@@ -37,6 +37,17 @@ def simulate_command(
         bool, typer.Option(help="JSON round trip of every instance between steps")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No trace lines")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Run on the durable store at this URL (sqlite:///file.db or "
+            "postgresql://user@host/dbname) instead of in memory; it must be empty",
+        ),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option(help="With --db: delete everything in the database before each run")
+    ] = False,
 ) -> None:
     """Run scenario files against a recipe on a virtual clock; print the trace as JSON lines.
 
@@ -51,7 +62,8 @@ def simulate_command(
     worst = 0
     for path in scenario:
         try:
-            result = simulate(recipe, path, roundtrip=roundtrip, sink=sink)
+            database = Database(db, reset=reset) if db else None
+            result = simulate(recipe, path, roundtrip=roundtrip, sink=sink, db=database)
         except InvalidInput as exc:
             console.print("invalid input", style="red")
             console.print(str(exc), markup=False, highlight=False)

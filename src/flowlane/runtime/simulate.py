@@ -30,7 +30,9 @@ from flowlane.model.validate import validate_recipe
 from flowlane.model.yamlio import load_file
 from flowlane.runtime.expect import ExpectationFailed, check_expect
 from flowlane.services.account import Account
+from flowlane.store.base import Store
 from flowlane.store.memory import DEFAULT_TZ, MemoryStore
+from flowlane.store.sql import open_store
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -84,14 +86,38 @@ def load_scenario(path: Path) -> sc.ScenarioFile:
         ) from exc
 
 
-def build_account(recipe: Recipe, now: datetime, tz: tzinfo, sink: Sink | None) -> Account:
+@dataclass(frozen=True)
+class Database:
+    """Run on the durable store at ``url`` instead of in memory (``--db``)."""
+
+    url: str
+    reset: bool = False
+
+
+def build_account(
+    recipe: Recipe, now: datetime, tz: tzinfo, sink: Sink | None, db: Database | None = None
+) -> Account:
     assert recipe.schema is not None
-    store = MemoryStore(
-        schema=copy.deepcopy(recipe.schema), tz=tz, templates=dict(recipe.templates)
-    )
+    schema = copy.deepcopy(recipe.schema)
+    store: Store
+    if db is None:
+        store = MemoryStore(schema=schema, tz=tz, templates=dict(recipe.templates))
+    else:
+        try:
+            store = open_store(
+                db.url,
+                schema,
+                tz=tz,
+                templates=dict(recipe.templates),
+                require_empty=True,
+                reset=db.reset,
+            )
+        except FlowlaneError as exc:
+            raise InvalidInput([Diagnostic("--db", "", str(exc))]) from exc
     account = Account(store, now, sink=sink)
-    for key in sorted(recipe.processes):
-        account.deploy(Definition.build(recipe.processes[key], source=recipe.sources[key]))
+    with store.transaction():
+        for key in sorted(recipe.processes):
+            account.deploy(Definition.build(recipe.processes[key], source=recipe.sources[key]))
     return account
 
 
@@ -106,6 +132,7 @@ class Simulation:
         source: str,
         roundtrip: bool = False,
         sink: Sink | None = None,
+        db: Database | None = None,
     ) -> None:
         self.recipe = recipe
         self.scenario = scenario
@@ -120,7 +147,7 @@ class Simulation:
                 [Diagnostic(source, "timezone", f"unknown time zone {scenario.timezone!r}")]
             ) from exc
         start = parse_time(scenario.clock, self.tz)
-        self.account = build_account(recipe, start, self.tz, self._emit)
+        self.account = build_account(recipe, start, self.tz, self._emit, db)
         self.refused: str | None = None
         self._pending: list[dict[str, Any]] | None = None
         self.seen_messages = 0
@@ -155,16 +182,23 @@ class Simulation:
         )
 
     def run(self) -> SimResult:
-        for fixture in self.scenario.objects:
-            try:
-                self.account.create_object(
-                    fixture.type, dict(fixture.data), object_id=fixture.id, launches=False
-                )
-            except FlowlaneError as exc:
-                raise InvalidInput(
-                    [Diagnostic(self.source, f"objects.{fixture.id}", str(exc))]
-                ) from exc
-        self.account.activate()
+        try:
+            return self._run()
+        finally:
+            self.account.store.close()
+
+    def _run(self) -> SimResult:
+        with self.account.store.transaction():
+            for fixture in self.scenario.objects:
+                try:
+                    self.account.create_object(
+                        fixture.type, dict(fixture.data), object_id=fixture.id, launches=False
+                    )
+                except FlowlaneError as exc:
+                    raise InvalidInput(
+                        [Diagnostic(self.source, f"objects.{fixture.id}", str(exc))]
+                    ) from exc
+            self.account.activate()
         try:
             self._steps(self.scenario.steps, "")
         except ExpectationFailed as exc:
@@ -337,16 +371,17 @@ def simulate(
     *,
     roundtrip: bool = False,
     sink: Sink | None = None,
+    db: Database | None = None,
 ) -> SimResult:
-    """Run one scenario file against a recipe folder."""
+    """Run one scenario file against a recipe folder (in memory, or on the database ``db``)."""
     recipe = load_recipe(recipe_dir)
     problems = [p for p in recipe.problems + validate_recipe(recipe) if p.severity == "error"]
     if problems:
         raise InvalidInput(problems)
     scenario = load_scenario(Path(scenario_path))
     return Simulation(
-        recipe, scenario, source=str(scenario_path), roundtrip=roundtrip, sink=sink
+        recipe, scenario, source=str(scenario_path), roundtrip=roundtrip, sink=sink, db=db
     ).run()
 
 
-__all__ = ["InvalidInput", "SimResult", "Simulation", "simulate"]
+__all__ = ["Database", "InvalidInput", "SimResult", "Simulation", "simulate"]

@@ -31,6 +31,10 @@ class Store(World, Protocol):
         """Everything done inside commits together, or nothing of it stays (nestable)."""
         ...
 
+    def close(self) -> None:
+        """Release connections (the store is not used afterwards)."""
+        ...
+
     # ---- processes -------------------------------------------------------------------------
 
     def deploy(self, definition: Definition) -> Definition:

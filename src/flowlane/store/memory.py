@@ -292,6 +292,9 @@ class MemoryStore:
         "schema",
     )
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         saved = self.savepoint()

@@ -129,8 +129,10 @@ instances = Table(
     _id("parent_id"),
     Column("state", Json, nullable=False),
     _at("updated_at"),
+    Column("seq", BigInteger, nullable=False),
     Index(None, "process", "object_id"),
     Index(None, "status"),
+    Index(None, "parent_id"),
 )
 
 # ``data`` holds title, text, options, fields, workflow, waits, answer, comments and history.
@@ -151,7 +153,9 @@ tasks = Table(
     _at("created_at"),
     _at("closed_at", nullable=True),
     Column("data", Json, nullable=False),
+    Column("seq", BigInteger, nullable=False),
     Index(None, "assignee", "closed"),
+    Index(None, "instance_id"),
     Index(None, "process", "status"),
     Index(None, "object_id"),
 )
@@ -205,6 +209,10 @@ outbox = Table(
     _status(nullable=False),
     Column("attempts", Integer, nullable=False),
     _at("sent_at", nullable=True),
+    Column("seq", BigInteger, nullable=False),
+    _status("kind", nullable=False),
+    Column("last_error", Text),
+    Index(None, "kind", "seq"),
 )
 
 history = Table(
@@ -256,6 +264,25 @@ dictionary_values = Table(
     _name("value", nullable=False),
     _at("added_at"),
     PrimaryKeyConstraint("dictionary", "value"),
+)
+
+# Objects that matched a periodic launch's condition at its last check.
+matched = Table(
+    "matched",
+    metadata,
+    _name("process", nullable=False),
+    _id("object_id", nullable=False),
+    PrimaryKeyConstraint("process", "object_id"),
+)
+
+# Named counters for readable ids (``i7``, ``order-3``) and, on SQLite, for ``seq`` columns;
+# PostgreSQL takes ``seq`` values from the sequence ``flowlane_seq`` instead, so that
+# concurrent transactions do not queue on one row.
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 
 # Tasks created per (process, block, object); ``object_id`` is '' for tasks without an
