@@ -21,12 +21,16 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def _wire() -> None:
+    from flowlane.cli.durable import deploy_command, jobs_app, worker_command
     from flowlane.cli.init import init_command
     from flowlane.cli.process import process_app, schema_command
 
     app.add_typer(process_app, name="process", help="Validate and manage process files.")
     app.command("schema", help="Print the JSON Schema of a file format.")(schema_command)
     app.command("init", help="Create or upgrade the database (SQLite by default).")(init_command)
+    app.command("deploy", help="Deploy a recipe's processes to the database.")(deploy_command)
+    app.command("worker", help="Run workers: timers, launches, email delivery.")(worker_command)
+    app.add_typer(jobs_app, name="jobs", help="Failed jobs: list and retry.")
 
 
 @app.command("simulate")

@@ -44,6 +44,8 @@ class Runner:
     max_cascade: ClassVar[int] = MAX_CASCADE
     recorder: Callable[[Definition, InstanceState, Event, datetime, Decision], None] | None = None
     queue: deque[tuple[str, Event]] = field(default_factory=deque)
+    fire_due_timers: bool = True
+    """Whether :meth:`run` fires due timers itself (the simulator); workers claim them instead."""
 
     # ---- trace ---------------------------------------------------------------------------
 
@@ -103,6 +105,8 @@ class Runner:
                         f"more than {self.max_cascade} steps without coming to rest: "
                         "a launch or wake-up keeps setting itself off"
                     )
+            if not self.fire_due_timers:
+                return
             timer = self.store.next_timer(self.now)
             if timer is None:
                 return

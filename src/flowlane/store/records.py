@@ -70,6 +70,21 @@ class TimerRecord:
 
 
 @dataclass(slots=True)
+class Job:
+    """A claimed row of the durable job queue: a timer, a periodic check or a delivery."""
+
+    id: str
+    kind: str
+    instance_id: str | None
+    payload: dict[str, Any]
+    due_at: datetime
+    seq: int
+    attempts: int
+    last_error: str | None = None
+    status: str = "locked"
+
+
+@dataclass(slots=True)
 class IncidentRecord:
     instance_id: str
     block: str | None
@@ -78,4 +93,4 @@ class IncidentRecord:
     resolved: bool = False
 
 
-__all__ = ["IncidentRecord", "MessageRecord", "ObjectRecord", "TaskRecord", "TimerRecord"]
+__all__ = ["IncidentRecord", "Job", "MessageRecord", "ObjectRecord", "TaskRecord", "TimerRecord"]

@@ -12,7 +12,7 @@ from flowlane.objects import Schema
 from flowlane.store.sql import tables
 from flowlane.store.sql.engine import display_url, make_engine
 from flowlane.store.sql.migrate import upgrade
-from flowlane.store.sql.store import SqlStore
+from flowlane.store.sql.store import JobQueue, SqlStore
 
 
 def is_empty(engine: Engine) -> bool:
@@ -63,4 +63,4 @@ def open_store(
         raise
 
 
-__all__ = ["SqlStore", "is_empty", "make_engine", "open_store", "upgrade", "wipe"]
+__all__ = ["JobQueue", "SqlStore", "is_empty", "make_engine", "open_store", "upgrade", "wipe"]

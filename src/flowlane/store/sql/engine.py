@@ -46,7 +46,10 @@ def display_url(url: str | None) -> str:
 
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default :data:`DEFAULT_URL`). The caller disposes of it."""
-    engine = create_engine(normalize_url(url))
+    url = normalize_url(url)
+    # A PostgreSQL server that restarted leaves dead connections in the pool: test each one
+    # before use (one round trip) so that workers reconnect instead of failing a batch.
+    engine = create_engine(url, pool_pre_ping=url.startswith("postgresql"))
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine

@@ -15,11 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -31,7 +43,7 @@ from flowlane.model.definition import Definition
 from flowlane.model.process import ProcessFile
 from flowlane.model.template import Template
 from flowlane.objects import Schema
-from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
+from flowlane.store.records import IncidentRecord, Job, MessageRecord, TaskRecord, TimerRecord
 from flowlane.store.sql import tables as t
 
 DEFAULT_TZ = "Europe/Moscow"
@@ -523,7 +535,7 @@ class SqlStore:
                 return []
             where.append(t.tasks.c.instance_id.in_(sorted(instance_ids)))
         with self._use() as c:
-            rows = c.execute(select(t.tasks).where(and_(*where)).order_by(t.tasks.c.seq)).all()
+            rows = c.execute(select(t.tasks).where(*where).order_by(t.tasks.c.seq)).all()
         return [self._task(row) for row in rows]
 
     def delete_tasks(self, task_ids: list[str]) -> None:
@@ -645,12 +657,12 @@ class SqlStore:
                 )
 
     def _outbox(self, kind: str, since: int) -> list[MessageRecord]:
+        return self._outbox_rows(t.outbox.c.kind == kind, since=since)
+
+    def _outbox_rows(self, where: ColumnElement[bool], since: int = 0) -> list[MessageRecord]:
         with self._use() as c:
             rows = c.execute(
-                select(t.outbox)
-                .where(t.outbox.c.kind == kind)
-                .order_by(t.outbox.c.seq)
-                .offset(since)
+                select(t.outbox).where(where).order_by(t.outbox.c.seq).offset(since)
             ).all()
         return [
             MessageRecord(
@@ -742,4 +754,145 @@ class SqlStore:
             }
 
 
-__all__ = ["SqlStore"]
+class JobQueue:
+    """The durable job queue of a :class:`SqlStore`: claim with a lease, finish, retry.
+
+    A claim is one short transaction of its own: ``UPDATE … WHERE id IN (SELECT … FOR
+    UPDATE SKIP LOCKED) RETURNING`` on PostgreSQL, the same guarded update under SQLite's
+    single writer. A job is claimable when it is ready and due, or when the lease of the
+    worker that claimed it ran out (that worker died or hangs); a failed job waits out its
+    backoff as a lease without a holder. Finishing deletes the job only if this worker still
+    holds it, so a job whose lease passed to another worker is never run twice to completion.
+    """
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    def claim(
+        self,
+        now: datetime,
+        worker: str,
+        *,
+        lease_s: float,
+        limit: int,
+        kinds: tuple[str, ...],
+    ) -> list[Job]:
+        j = t.jobs
+        claimable = (
+            select(j.c.id)
+            .where(
+                j.c.kind.in_(kinds),
+                or_(
+                    and_(j.c.status == "ready", j.c.due_at <= now),
+                    and_(j.c.status == "locked", j.c.locked_until < now),
+                ),
+            )
+            .order_by(j.c.due_at, j.c.seq)
+            .limit(limit)
+        )
+        if self.store.pg:
+            claimable = claimable.with_for_update(skip_locked=True)
+        stmt = (
+            update(j)
+            .where(j.c.id.in_(claimable.scalar_subquery()))
+            .values(
+                status="locked",
+                locked_by=worker,
+                locked_until=now + timedelta(seconds=lease_s),
+                attempts=j.c.attempts + 1,
+            )
+            .returning(*j.c)
+        )
+        with self.store.transaction(), self.store._use() as c:
+            rows = c.execute(stmt).all()
+        jobs = [self._job(r) for r in rows]
+        jobs.sort(key=lambda job: (job.due_at, job.seq))
+        return jobs
+
+    def _job(self, r: Row[Any]) -> Job:
+        return Job(
+            id=r.id,
+            kind=r.kind,
+            instance_id=r.instance_id,
+            payload=dict(r.payload or {}),
+            due_at=r.due_at.astimezone(self.store.tz),
+            seq=int(r.seq),
+            attempts=int(r.attempts),
+            last_error=r.last_error,
+            status=r.status,
+        )
+
+    def finish(self, job: Job, worker: str) -> bool:
+        """Delete the job if this worker still holds it (in the caller's transaction)."""
+        with self.store._use() as c:
+            done = c.execute(
+                delete(t.jobs).where(
+                    t.jobs.c.id == job.id,
+                    t.jobs.c.status == "locked",
+                    t.jobs.c.locked_by == worker,
+                )
+            )
+        return bool(done.rowcount)
+
+    def fail(self, job: Job, worker: str, error: str, *, retry_at: datetime | None) -> None:
+        """Give the job back: to wait until ``retry_at`` (backoff), or as ``failed`` for good."""
+        values: dict[str, Any] = {"last_error": error[:2000], "locked_by": None}
+        if retry_at is None:
+            values.update(status="failed", locked_until=None)
+        else:
+            values.update(status="locked", locked_until=retry_at)
+        with self.store._use() as c:
+            c.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job.id, t.jobs.c.locked_by == worker)
+                .values(values)
+            )
+
+    def failed(self) -> list[Job]:
+        with self.store._use() as c:
+            rows = c.execute(
+                select(t.jobs).where(t.jobs.c.status == "failed").order_by(t.jobs.c.seq)
+            ).all()
+        return [self._job(r) for r in rows]
+
+    def retry(self, job_id: str) -> None:
+        """Make a failed job ready again, with its attempts counted from zero."""
+        with self.store._use() as c:
+            done = c.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id, t.jobs.c.status == "failed")
+                .values(status="ready", attempts=0, locked_until=None, locked_by=None)
+            )
+        if not done.rowcount:
+            raise NotFound(f"no failed job {job_id!r}")
+
+    def pending(self) -> dict[str, int]:
+        """Jobs per status (for monitoring and tests)."""
+        with self.store._use() as c:
+            rows = c.execute(select(t.jobs.c.status, func.count()).group_by(t.jobs.c.status)).all()
+        return {row[0]: int(row[1]) for row in rows}
+
+    # ---- the outbox ------------------------------------------------------------------------
+
+    def outbox_message(self, outbox_id: str) -> MessageRecord | None:
+        found = [m for m in self.store._outbox_rows(t.outbox.c.id == outbox_id)]
+        return found[0] if found else None
+
+    def mark_sent(self, outbox_id: str, at: datetime) -> None:
+        with self.store._use() as c:
+            c.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id == outbox_id)
+                .values(status="sent", sent_at=at, attempts=t.outbox.c.attempts + 1)
+            )
+
+    def mark_undelivered(self, outbox_id: str, status: str, error: str) -> None:
+        with self.store._use() as c:
+            c.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id == outbox_id)
+                .values(status=status, last_error=error[:2000], attempts=t.outbox.c.attempts + 1)
+            )
+
+
+__all__ = ["JobQueue", "SqlStore"]

@@ -1,0 +1,125 @@
+"""The durable runtime's entry points: open an account on a database, deploy, run workers.
+
+An account's object types and templates come from its recipe folder (``objects.yaml``,
+``templates/``); its processes, once deployed, from the database, so that every worker and
+API process runs the same versions. ``FLOWLANE_TZ`` sets the account's time zone
+(default Europe/Moscow).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flowlane.core.errors import ValidationError
+from flowlane.model.definition import Definition
+from flowlane.model.recipe import Recipe, load_recipe
+from flowlane.model.validate import validate_recipe
+from flowlane.runtime.faults import Faults
+from flowlane.runtime.mail import SmtpSettings
+from flowlane.runtime.worker import Worker, WorkerSettings, wall_clock
+from flowlane.services.account import Account
+from flowlane.store.memory import DEFAULT_TZ
+from flowlane.store.sql import open_store
+from flowlane.store.sql.store import SqlStore
+
+
+def account_tz(env: Mapping[str, str] = os.environ) -> ZoneInfo:
+    name = env.get("FLOWLANE_TZ") or DEFAULT_TZ
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"FLOWLANE_TZ: unknown time zone {name!r}") from exc
+
+
+def load_valid_recipe(path: Path | str) -> Recipe:
+    """The recipe folder, refused with every error when it is invalid."""
+    recipe = load_recipe(path)
+    errors = [p for p in recipe.problems + validate_recipe(recipe) if p.severity == "error"]
+    if errors:
+        raise ValidationError("\n".join(str(p) for p in errors))
+    return recipe
+
+
+def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
+    """A store on ``db`` (created or upgraded first) with the recipe's types and templates."""
+    assert recipe.schema is not None
+    return open_store(
+        db, copy.deepcopy(recipe.schema), tz=account_tz(), templates=dict(recipe.templates)
+    )
+
+
+def deploy(recipe: Recipe, store: SqlStore) -> list[Definition]:
+    """Deploy every process of the recipe: a changed one becomes a new version."""
+    account = Account(store, wall_clock())
+    with store.transaction():
+        return [
+            account.deploy(Definition.build(recipe.processes[key], source=recipe.sources[key]))
+            for key in sorted(recipe.processes)
+        ]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    recipe: Path
+    db: str | None
+    name: str
+    settings: WorkerSettings
+    until_idle: bool = False
+
+
+def run_worker(options: WorkerOptions, env: Mapping[str, str] = os.environ) -> None:
+    """Run one worker in this process until SIGTERM / SIGINT (the current batch finishes)."""
+    recipe = load_valid_recipe(options.recipe)
+    smtp = SmtpSettings.from_env(env) if env.get("FLOWLANE_SMTP_HOST") else None
+    store = open_durable(recipe, options.db)
+    worker = Worker(store, options.name, options.settings, smtp=smtp, faults=Faults.from_env(env))
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        worker.run(until_idle=options.until_idle)
+    finally:
+        store.close()
+
+
+def run_workers(count: int, argv: list[str]) -> int:
+    """Run ``count`` worker processes (``flowlane worker … -n 1``); forward SIGTERM to them.
+
+    Returns the worst exit code of the children.
+    """
+    children = [
+        subprocess.Popen([sys.executable, "-m", "flowlane", *argv, "--name-suffix", f"-{i + 1}"])
+        for i in range(count)
+    ]
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
+
+
+__all__ = [
+    "WorkerOptions",
+    "account_tz",
+    "deploy",
+    "load_valid_recipe",
+    "open_durable",
+    "run_worker",
+    "run_workers",
+]

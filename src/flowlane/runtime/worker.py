@@ -1,0 +1,215 @@
+"""Workers: claim due jobs from the database and run them, durably.
+
+A worker claims a batch of due jobs with a lease (:class:`~flowlane.store.sql.JobQueue`),
+runs the batch's timer and periodic steps in one transaction with a savepoint per job (group
+commit: a failing job is rolled back alone and retried with backoff), then delivers the
+batch's emails one by one: send over SMTP, then mark the outbox row sent. A crash anywhere
+leaves each job either done (committed) or still claimed, and a claimed job whose lease
+runs out is claimed again: steps are never half applied, and an email is sent at least
+once, twice only when the crash fell between the server's acceptance and the commit (the
+receiver sees the same Message-ID). After ``max_attempts`` a job is ``failed``: listed by
+``flowlane jobs`` and retried by ``flowlane jobs retry``; a failing step also raises an
+incident on its instance.
+
+Steps run with the clock set to the job's due time, as in the simulator: a late worker
+gives the same schedule and the same results as a punctual one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from flowlane.core.errors import FlowlaneError
+from flowlane.runtime.faults import Faults
+from flowlane.runtime.mail import (
+    PermanentDeliveryError,
+    SmtpSender,
+    SmtpSettings,
+    TemporaryDeliveryError,
+    build_email,
+)
+from flowlane.services.account import Account
+from flowlane.store.records import IncidentRecord, Job, TimerRecord
+from flowlane.store.sql.store import TIMER_KINDS, JobQueue, SqlStore
+
+log = logging.getLogger("flowlane.worker")
+
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    batch: int = 200
+    lease_s: float = 30.0
+    poll_s: float = 0.2
+    max_attempts: int = 5
+    backoff_s: float = 2.0
+    """The wait before the second attempt; it doubles with every attempt, up to an hour."""
+
+    def backoff(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.backoff_s * 2 ** max(attempts - 1, 0), 3600.0))
+
+
+@dataclass
+class Worker:
+    store: SqlStore
+    name: str
+    settings: WorkerSettings = field(default_factory=WorkerSettings)
+    smtp: SmtpSettings | None = None
+    clock: Clock = wall_clock
+    faults: Faults = field(default_factory=Faults)
+    sink: Callable[[dict[str, Any]], None] | None = None
+    stopping: bool = False
+
+    def __post_init__(self) -> None:
+        self.account = Account(self.store, self.clock(), sink=self.sink)
+        self.account.runner.fire_due_timers = False
+        self.queue = JobQueue(self.store)
+        self.sender = SmtpSender(self.smtp) if self.smtp is not None else None
+        self.kinds = (*TIMER_KINDS, "deliver") if self.sender is not None else TIMER_KINDS
+
+    # ---- the loop --------------------------------------------------------------------------
+
+    def run(self, *, until_idle: bool = False) -> None:
+        """Work until :attr:`stopping` is set (SIGTERM), or until nothing is due."""
+        try:
+            while not self.stopping:
+                try:
+                    done = self.run_once()
+                except SQLAlchemyError as exc:
+                    log.warning("%s: database error, retrying: %s", self.name, exc)
+                    done = 0
+                    time.sleep(self.settings.poll_s)
+                    continue
+                if done == 0:
+                    if until_idle:
+                        return
+                    time.sleep(self.settings.poll_s)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close()
+
+    def run_once(self) -> int:
+        """Claim one batch and run it; the number of jobs claimed."""
+        now = self.clock()
+        jobs = self.queue.claim(
+            now,
+            self.name,
+            lease_s=self.settings.lease_s,
+            limit=self.settings.batch,
+            kinds=self.kinds,
+        )
+        if not jobs:
+            return 0
+        self.faults.hit("after_claim")
+        steps = [j for j in jobs if j.kind in TIMER_KINDS]
+        if steps:
+            self._steps(steps)
+        for job in jobs:
+            if job.kind == "deliver":
+                self._deliver(job)
+        return len(jobs)
+
+    # ---- steps -----------------------------------------------------------------------------
+
+    def _steps(self, jobs: list[Job]) -> None:
+        failures: list[tuple[Job, str]] = []
+        runner = self.account.runner
+        with self.store.transaction():
+            for job in jobs:
+                try:
+                    with self.store.transaction():
+                        if not self.queue.finish(job, self.name):
+                            continue  # cancelled meanwhile, or the lease passed on
+                        runner.now = job.due_at
+                        runner.fire(
+                            TimerRecord(
+                                job.id,
+                                job.instance_id,
+                                job.due_at,
+                                job.seq,
+                                kind=job.kind,
+                                process=job.payload.get("process"),
+                            )
+                        )
+                        runner.run()
+                except Exception as exc:  # any failure of one step: roll it back, retry later
+                    runner.queue.clear()
+                    log.exception("%s: job %s failed", self.name, job.id)
+                    failures.append((job, f"{type(exc).__name__}: {exc}"))
+            self.faults.hit("before_commit")
+        if failures:
+            self._record_failures(failures)
+
+    def _record_failures(self, failures: list[tuple[Job, str]]) -> None:
+        now = self.clock()
+        with self.store.transaction():
+            for job, error in failures:
+                if job.attempts >= self.settings.max_attempts:
+                    self.queue.fail(job, self.name, error, retry_at=None)
+                    if job.instance_id is not None:
+                        self.store.add_incident(
+                            IncidentRecord(
+                                job.instance_id,
+                                None,
+                                f"job {job.id} failed {job.attempts} times: {error}",
+                                now,
+                            )
+                        )
+                else:
+                    retry_at = now + self.settings.backoff(job.attempts)
+                    self.queue.fail(job, self.name, error, retry_at=retry_at)
+
+    # ---- deliveries ------------------------------------------------------------------------
+
+    def _deliver(self, job: Job) -> None:
+        assert self.sender is not None and self.smtp is not None
+        outbox_id = str(job.payload.get("outbox"))
+        message = self.queue.outbox_message(outbox_id)
+        if message is None or message.status == "sent":
+            with self.store.transaction():
+                self.queue.finish(job, self.name)
+            return
+        try:
+            email = build_email(
+                self.smtp,
+                outbox_id=message.id,
+                to=message.to,
+                subject=message.subject,
+                body=message.body,
+            )
+            self.sender.send(email)
+        except (PermanentDeliveryError, FlowlaneError) as exc:
+            with self.store.transaction():
+                if self.queue.finish(job, self.name):
+                    self.queue.mark_undelivered(message.id, "failed", str(exc))
+            return
+        except TemporaryDeliveryError as exc:
+            final = job.attempts >= self.settings.max_attempts
+            with self.store.transaction():
+                if final:
+                    self.queue.mark_undelivered(message.id, "failed", str(exc))
+                retry_at = None if final else self.clock() + self.settings.backoff(job.attempts)
+                self.queue.fail(job, self.name, str(exc), retry_at=retry_at)
+            return
+        self.faults.hit("after_send")
+        with self.store.transaction():
+            self.queue.finish(job, self.name)
+            self.queue.mark_sent(message.id, self.clock())
+
+
+__all__ = ["Worker", "WorkerSettings", "wall_clock"]
