@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from flowlane.core.errors import NotFound
 from flowlane.engine.context import ObjectRecord
 from flowlane.engine.state import InstanceState, Token
 from flowlane.model.definition import Definition
@@ -820,17 +821,7 @@ def _change_everything_after_outer(store: Store) -> None:
     store.count_task_created("new-order", "ask", "order-1")
 
 
-def test_nested_rollback_undoes_dictionary_value(
-    store: Store, request: pytest.FixtureRequest
-) -> None:
-    if not isinstance(store, MemoryStore):
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="SqlStore runs its dictionary undo only when the outermost "
-                "transaction fails, not when a nested one does",
-                strict=True,
-            )
-        )
+def test_nested_rollback_undoes_dictionary_value(store: Store) -> None:
     with store.transaction():
         with pytest.raises(Boom), store.transaction():
             store.add_dictionary_value(DICTIONARY, "inner", AT)
@@ -841,15 +832,7 @@ def test_nested_rollback_undoes_dictionary_value(
     assert "inner" not in values
 
 
-def test_failed_transaction_undoes_deploy(
-    store: Store, recipe: Recipe, request: pytest.FixtureRequest
-) -> None:
-    if isinstance(store, MemoryStore):
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="MemoryStore.savepoint does not save process versions", strict=True
-            )
-        )
+def test_failed_transaction_undoes_deploy(store: Store, recipe: Recipe) -> None:
     _deploy_spec(store, recipe, "new-order")
     with pytest.raises(Boom), store.transaction():
         assert _deploy_spec(store, recipe, "new-order", description="v2").version == 2
@@ -860,3 +843,15 @@ def test_failed_transaction_undoes_deploy(
     again = _deploy_spec(store, recipe, "new-order", description="v2 again")
     assert again.version == 2
     assert store.version("new-order", 2).spec.description == "v2 again"
+
+
+def test_nested_rollback_undoes_deploy(store: Store, recipe: Recipe) -> None:
+    """A rolled-back deploy leaves no cached version behind."""
+    _deploy_spec(store, recipe, "new-order")
+    with store.transaction():
+        with pytest.raises(Boom), store.transaction():
+            assert _deploy_spec(store, recipe, "new-order", description="v2").version == 2
+            raise Boom
+        assert store.definition("new-order").version == 1  # type: ignore[union-attr]
+    with pytest.raises((NotFound, KeyError, IndexError)):
+        store.version("new-order", 2)

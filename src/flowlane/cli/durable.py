@@ -23,7 +23,8 @@ from flowlane.runtime.durable import (
     run_worker,
     run_workers,
 )
-from flowlane.runtime.worker import WorkerSettings
+from flowlane.runtime.worker import WorkerSettings, wall_clock
+from flowlane.services.account import Account
 from flowlane.store.sql import JobQueue
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe folder (object types, templates)")]
@@ -38,6 +39,7 @@ DbOption = Annotated[
 ]
 
 jobs_app = typer.Typer(help="Failed jobs: list and retry.", no_args_is_help=True)
+instance_app = typer.Typer(help="Running instances: move to another version.", no_args_is_help=True)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -124,6 +126,47 @@ def jobs_retry(job_id: str, recipe: RecipeArg, db: DbOption = None) -> None:
     try:
         JobQueue(store).retry(job_id)
         typer.echo(f"job {job_id} is ready again")
+    except FlowlaneError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+
+
+@instance_app.command("migrate")
+def instance_migrate(
+    recipe: RecipeArg,
+    process: Annotated[str, typer.Argument(help="Process key")],
+    to: Annotated[int, typer.Option("--to", help="Target version")],
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="old_block=new_block (repeatable)")
+    ] = None,
+    instance: Annotated[
+        list[str] | None, typer.Option("--instance", help="Only these instances (repeatable)")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Move waiting instances to version --to; refused as a whole if any would strand a token."""
+    mapping: dict[str, str] = {}
+    for item in map_ or []:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise _fail(ValueError(f"--map {item!r}: write it as old_block=new_block"))
+        mapping[old.strip()] = new.strip()
+    try:
+        store = open_durable(load_valid_recipe(recipe), db)
+    except FlowlaneError as exc:
+        raise _fail(exc) from exc
+    try:
+        account = Account(store, wall_clock())
+        moved: list[str] = []
+
+        def run() -> None:
+            moved.extend(account.migrate(process, to, mapping, instance_ids=instance, by=None))
+
+        account.attempt(run)
+        typer.echo(f"{len(moved)} instance(s) of {process} moved to version {to}")
+        for iid in moved:
+            typer.echo(f"  {iid}")
     except FlowlaneError as exc:
         raise _fail(exc) from exc
     finally:

@@ -21,7 +21,7 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def _wire() -> None:
-    from flowlane.cli.durable import deploy_command, jobs_app, worker_command
+    from flowlane.cli.durable import deploy_command, instance_app, jobs_app, worker_command
     from flowlane.cli.init import init_command
     from flowlane.cli.process import process_app, schema_command
 
@@ -31,6 +31,7 @@ def _wire() -> None:
     app.command("deploy", help="Deploy a recipe's processes to the database.")(deploy_command)
     app.command("worker", help="Run workers: timers, launches, email delivery.")(worker_command)
     app.add_typer(jobs_app, name="jobs", help="Failed jobs: list and retry.")
+    app.add_typer(instance_app, name="instance", help="Move instances to another version.")
 
 
 @app.command("simulate")

@@ -14,6 +14,7 @@ from typing import Any
 from flowlane.core.errors import FlowlaneError, NotFound, Refused
 from flowlane.engine import events as ev
 from flowlane.engine.context import ObjectRecord, Overlay, object_scope
+from flowlane.engine.migrate import plan_many
 from flowlane.engine.step import effective_settings
 from flowlane.engine.taskrules import STAFF_ADMIN_ROLES, check_transition, may_act
 from flowlane.expr import compile_expression
@@ -218,6 +219,62 @@ class Account:
         for iid in running:
             self.runner.step(iid, ev.InstanceCancelled("cancelled by hand"))
         self.runner.run()
+
+    def migrate(
+        self,
+        process: str,
+        to_version: int,
+        mapping: dict[str, str],
+        *,
+        instance_ids: list[str] | None = None,
+        by: str | None,
+    ) -> list[str]:
+        """Move waiting instances to another version of their process, all or none.
+
+        Without ``instance_ids``, every running instance on another version moves. Blocks keep
+        their ids unless ``mapping`` renames them; a mapping that would strand a token is
+        refused with the reason for each instance. Open tasks follow their renamed blocks.
+        """
+        self.definition(process)
+        self.require_role(by, ADMIN_ROLES, f"migrate instances of {process}")
+        try:
+            target = self.store.version(process, to_version)
+        except (NotFound, KeyError, IndexError) as exc:
+            raise Refused(f"process {process} has no version {to_version}") from exc
+        if instance_ids is None:
+            states = [
+                st
+                for st in self.store.instances_of(process)
+                if st.status == "running" and st.version != to_version
+            ]
+        else:
+            states = []
+            for iid in instance_ids:
+                st = self.store.get_instance(iid)
+                if st is None or st.process != process:
+                    raise Refused(f"instance {iid} is not an instance of {process}")
+                states.append(st)
+        planned, problems = plan_many(
+            states, lambda v: self.store.version(process, v), target, mapping
+        )
+        if problems:
+            raise Refused("; ".join(problems))
+        for before, after in zip(states, planned, strict=True):
+            self.store.put_instance(after)
+            for task in self.store.find_tasks(open_only=True, instance_ids={after.id}):
+                if task.block in mapping:
+                    task.block = mapping[task.block]
+                    self.store.put_task(task)
+            self.runner.record(
+                {
+                    "instance": after.id,
+                    "process": process,
+                    "block": None,
+                    "event": "migrated",
+                    "details": {"from": before.version, "to": to_version, "by": by},
+                }
+            )
+        return [st.id for st in planned]
 
     def retry(self, instance_id: str) -> None:
         state = self.store.get_instance(instance_id)

@@ -313,6 +313,8 @@ class MemoryStore:
         saved: dict[str, Any] = {k: len(getattr(self, k)) for k in self._APPEND_ONLY}
         saved.update({k: copy.deepcopy(getattr(self, k)) for k in self._COPIED})
         saved["_seq"] = (self._timer_seq, self._instance_seq)
+        # Definitions are immutable: copying the lists is enough to undo a deploy.
+        saved["versions"] = {k: list(v) for k, v in self.versions.items()}
         return saved
 
     def rollback(self, saved: dict[str, Any]) -> None:
@@ -321,6 +323,7 @@ class MemoryStore:
         for k in self._COPIED:
             setattr(self, k, saved[k])
         self._timer_seq, self._instance_seq = saved["_seq"]
+        self.versions = saved["versions"]
 
     # ---- timers ---------------------------------------------------------------------------
 

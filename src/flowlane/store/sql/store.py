@@ -73,7 +73,7 @@ class SqlStore:
         self.secret = secret
         self.pg = engine.dialect.name == "postgresql"
         self._conn: Connection | None = None
-        self._undo: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], object]] = []
         self._defs: dict[tuple[str, int], Definition] = {}
         self._latest: dict[str, int] | None = None
         self._load_dictionaries()
@@ -83,8 +83,13 @@ class SqlStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         if self._conn is not None:
-            with self._conn.begin_nested():
-                yield
+            mark = len(self._undo)
+            try:
+                with self._conn.begin_nested():
+                    yield
+            except BaseException:
+                self._run_undo(mark)
+                raise
             return
         conn = self.engine.connect()
         self._conn = conn
@@ -94,14 +99,19 @@ class SqlStore:
             with conn.begin():
                 yield
         except BaseException:
-            for undo in reversed(self._undo):
-                undo()
+            self._run_undo(0)
             raise
         finally:
             self._conn = None
             self._undo = []
             self._latest = None
             conn.close()
+
+    def _run_undo(self, mark: int) -> None:
+        """Undo what rolled-back work did to in-process state (schema, caches)."""
+        while len(self._undo) > mark:
+            self._undo.pop()()
+        self._latest = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -219,6 +229,7 @@ class SqlStore:
             )
             self._latest = None
         self._defs[(definition.key, number)] = version
+        self._undo.append(lambda: self._defs.pop((definition.key, number), None))
         return version
 
     def version(self, key: str, version: int) -> Definition:
