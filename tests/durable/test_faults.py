@@ -253,7 +253,9 @@ def test_workers_reconnect_after_postgresql_restarts(recipe: Path) -> None:
                 cluster.restart()
                 time.sleep(0.5)
                 cluster.restart()
-                assert proc.poll() is None, "the worker died with the database"
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    pytest.fail(f"the worker died with the database: {err[-3000:]}")
             finally:
                 proc.send_signal(signal.SIGTERM)
                 assert proc.wait(timeout=30) == 0

@@ -9,10 +9,12 @@ API process runs the same versions. ``FLOWLANE_TZ`` sets the account's time zone
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,10 @@ from flowlane.runtime.worker import Worker, WorkerSettings, wall_clock
 from flowlane.services.account import Account
 from flowlane.store.memory import DEFAULT_TZ
 from flowlane.store.sql import open_store
+from flowlane.store.sql.migrate import DatabaseError
 from flowlane.store.sql.store import SqlStore
+
+log = logging.getLogger("flowlane.worker")
 
 
 def account_tz(env: Mapping[str, str] = os.environ) -> ZoneInfo:
@@ -74,13 +79,15 @@ class WorkerOptions:
     name: str
     settings: WorkerSettings
     until_idle: bool = False
+    startup_wait_s: float = 60.0
+    """How long a worker waits for the database when it starts."""
 
 
 def run_worker(options: WorkerOptions, env: Mapping[str, str] = os.environ) -> None:
     """Run one worker in this process until SIGTERM / SIGINT (the current batch finishes)."""
     recipe = load_valid_recipe(options.recipe)
     smtp = SmtpSettings.from_env(env) if env.get("FLOWLANE_SMTP_HOST") else None
-    store = open_durable(recipe, options.db)
+    store = _open_patiently(recipe, options.db, options.startup_wait_s)
     worker = Worker(store, options.name, options.settings, smtp=smtp, faults=Faults.from_env(env))
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -92,6 +99,19 @@ def run_worker(options: WorkerOptions, env: Mapping[str, str] = os.environ) -> N
         worker.run(until_idle=options.until_idle)
     finally:
         store.close()
+
+
+def _open_patiently(recipe: Recipe, db: str | None, wait_s: float) -> SqlStore:
+    """Open the store, waiting up to ``wait_s`` for a database that is (re)starting."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return open_durable(recipe, db)
+        except DatabaseError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("database not ready, retrying: %s", exc)
+            time.sleep(0.5)
 
 
 def run_workers(count: int, argv: list[str]) -> int:

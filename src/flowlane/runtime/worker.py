@@ -160,8 +160,8 @@ class Worker:
         with self.store.transaction():
             for job, error in failures:
                 if job.attempts >= self.settings.max_attempts:
-                    self.queue.fail(job, self.name, error, retry_at=None)
-                    if job.instance_id is not None:
+                    held = self.queue.fail(job, self.name, error, retry_at=None)
+                    if held and job.instance_id is not None:
                         self.store.add_incident(
                             IncidentRecord(
                                 job.instance_id,
@@ -201,10 +201,10 @@ class Worker:
         except TemporaryDeliveryError as exc:
             final = job.attempts >= self.settings.max_attempts
             with self.store.transaction():
-                if final:
-                    self.queue.mark_undelivered(message.id, "failed", str(exc))
                 retry_at = None if final else self.clock() + self.settings.backoff(job.attempts)
-                self.queue.fail(job, self.name, str(exc), retry_at=retry_at)
+                held = self.queue.fail(job, self.name, str(exc), retry_at=retry_at)
+                if final and held:  # a lease passed on: the new holder has the last word
+                    self.queue.mark_undelivered(message.id, "failed", str(exc))
             return
         self.faults.hit("after_send")
         with self.store.transaction():

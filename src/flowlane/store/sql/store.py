@@ -1,10 +1,19 @@
 """``SqlStore``: the :class:`~flowlane.store.base.Store` on SQLite or PostgreSQL.
 
 Every method runs on the connection of the open :meth:`SqlStore.transaction`, or in a
-transaction of its own when none is open. Records handed out are copies decoded from the
-rows; callers write changes back with ``put_*``. Rows that a step reads and then writes are
-locked on PostgreSQL (``SELECT … FOR UPDATE``: instances, tasks, objects being updated);
-SQLite runs one writer at a time (``BEGIN IMMEDIATE``), so no lock is needed there.
+transaction of its own when none is open.
+
+**Unit of work.** Within a transaction the store keeps an identity map of the instances,
+objects and tasks it read or wrote, and buffers the writes of steps (instance states,
+objects, tasks, history, outbox, incidents, counters) to send them in a few ``executemany``
+statements: before a query that could read them, at the start of a nested transaction
+(savepoint) and before commit. A rolled-back savepoint drops the map and the buffer, so
+nothing of it survives in memory either. Timers (``jobs``) and subscriptions are written at
+once: other transactions claim and look them up.
+
+**Locks.** Rows a step reads and then writes are locked on PostgreSQL when first read in the
+transaction (``SELECT … FOR UPDATE``: instances, tasks, objects being updated); SQLite runs
+one writer at a time (``BEGIN IMMEDIATE``), so no lock is needed there.
 
 Values that JSON cannot hold (dates, datetimes, durations) are stored tagged by
 :func:`flowlane.engine.state.encode_value`. Timers and periodic checks are rows of ``jobs``;
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +34,7 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -48,10 +59,50 @@ from flowlane.store.sql import tables as t
 
 DEFAULT_TZ = "Europe/Moscow"
 TIMER_KINDS = ("timer", "periodic")
+_SEQ_BLOCK = 200
+"""``nextval`` values PostgreSQL hands out per round trip (gaps are harmless)."""
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _instance_order(instance_id: str) -> tuple[int, str]:
+    head = instance_id.split(".", 1)[0]
+    return (int(head[1:]) if head[1:].isdigit() else 0, instance_id)
+
+
+@dataclass
+class _Tx:
+    """What one transaction knows and still has to write."""
+
+    conn: Connection
+    latest: dict[str, int] | None = None
+    approved: dict[str, bool] = field(default_factory=dict)
+    instances: dict[str, InstanceState] = field(default_factory=dict)
+    objects: dict[str, ObjectRecord | None] = field(default_factory=dict)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    locked: set[tuple[str, str]] = field(default_factory=set)
+    """(table, id) rows locked by this transaction (PostgreSQL)."""
+    counters: dict[str, int] = field(default_factory=dict)
+    # ---- buffered writes ----
+    dirty_counters: set[str] = field(default_factory=set)
+    put_instances: dict[str, tuple[InstanceState, int]] = field(default_factory=dict)
+    put_objects: dict[str, tuple[ObjectRecord, datetime]] = field(default_factory=dict)
+    put_tasks: dict[str, tuple[TaskRecord, int]] = field(default_factory=dict)
+    seqs: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Creation order of rows this transaction inserts, by (table, id)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    entered: set[tuple[str, str]] = field(default_factory=set)
+    task_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+
+    def forget(self) -> None:
+        """Drop what is known and buffered (after a savepoint rolled back)."""
+        conn = self.conn
+        self.__init__(conn)  # type: ignore[misc]
 
 
 class SqlStore:
@@ -72,58 +123,78 @@ class SqlStore:
         self.templates = dict(templates or {})
         self.secret = secret
         self.pg = engine.dialect.name == "postgresql"
-        self._conn: Connection | None = None
+        self._tx: _Tx | None = None
         self._undo: list[Callable[[], object]] = []
         self._defs: dict[tuple[str, int], Definition] = {}
-        self._latest: dict[str, int] | None = None
+        self._seq_pool: list[int] = []
+        self._stmts = _Statements(self.pg)
         self._load_dictionaries()
 
     # ---- connections and transactions ----------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        if self._conn is not None:
+        tx = self._tx
+        if tx is not None:
+            self._flush()
             mark = len(self._undo)
             try:
-                with self._conn.begin_nested():
+                with tx.conn.begin_nested():
                     yield
+                    self._flush()
             except BaseException:
+                tx.forget()
                 self._run_undo(mark)
                 raise
             return
         conn = self.engine.connect()
-        self._conn = conn
+        self._tx = _Tx(conn)
         self._undo = []
-        self._latest = None
         try:
             with conn.begin():
                 yield
+                self._flush()
         except BaseException:
             self._run_undo(0)
             raise
         finally:
-            self._conn = None
+            self._tx = None
             self._undo = []
-            self._latest = None
             conn.close()
 
     def _run_undo(self, mark: int) -> None:
         """Undo what rolled-back work did to in-process state (schema, caches)."""
         while len(self._undo) > mark:
             self._undo.pop()()
-        self._latest = None
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def _use(self) -> Iterator[Connection]:
-        if self._conn is not None:
-            yield self._conn
+        if self._tx is not None:
+            yield self._tx.conn
             return
         with self.transaction():
-            assert self._conn is not None
-            yield self._conn
+            assert self._tx is not None
+            yield self._tx.conn
+
+    @contextmanager
+    def _txn(self) -> Iterator[_Tx]:
+        """The open transaction's state (one is opened for the call if none is)."""
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self.transaction():
+            assert self._tx is not None
+            yield self._tx
+
+    @contextmanager
+    def _query(self) -> Iterator[Connection]:
+        """A connection for a query that must see this transaction's buffered writes."""
+        with self._txn() as tx:
+            self._flush()
+            yield tx.conn
 
     def _lock(self, stmt: Any) -> Any:
         return stmt.with_for_update() if self.pg else stmt
@@ -131,47 +202,163 @@ class SqlStore:
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert if self.pg else sqlite.insert)(table)
 
-    def _counter(self, c: Connection, name: str) -> int:
-        stmt = self._insert(t.sequences).values(name=name, value=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["name"], set_={"value": t.sequences.c.value + 1}
-        ).returning(t.sequences.c.value)
-        return int(c.execute(stmt).scalar_one())
+    def _counter(self, tx: _Tx, name: str) -> int:
+        """The next value of a named counter; the first use in a transaction locks its row."""
+        value = tx.counters.get(name)
+        if value is None:
+            stmt = self._insert(t.sequences).values(name=name, value=1)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"value": t.sequences.c.value + 1}
+            ).returning(t.sequences.c.value)
+            value = int(tx.conn.execute(stmt).scalar_one())
+        else:
+            value += 1
+            tx.dirty_counters.add(name)
+        tx.counters[name] = value
+        return value
 
-    def _seq(self, c: Connection) -> int:
+    def _seq(self, tx: _Tx) -> int:
         """A number increasing with every insert (``seq`` columns order rows by creation)."""
-        if self.pg:
-            return int(c.execute(text("SELECT nextval('flowlane_seq')")).scalar_one())
-        return self._counter(c, "seq")
+        if not self.pg:
+            return self._counter(tx, "seq")
+        if not self._seq_pool:
+            rows = tx.conn.execute(
+                text("SELECT nextval('flowlane_seq') FROM generate_series(1, :n)"),
+                {"n": _SEQ_BLOCK},
+            ).all()
+            self._seq_pool = sorted((int(r[0]) for r in rows), reverse=True)
+        return self._seq_pool.pop()
+
+    def _row_seq(self, tx: _Tx, table: str, row_id: str) -> int:
+        key = (table, row_id)
+        seq = tx.seqs.get(key)
+        if seq is None:
+            seq = tx.seqs[key] = self._seq(tx)
+        return seq
+
+    # ---- the buffer --------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        tx = self._tx
+        if tx is None:
+            return
+        c = tx.conn
+        st = self._stmts
+        if tx.dirty_counters:
+            c.execute(
+                st.set_counter,
+                [{"n": name, "v": tx.counters[name]} for name in sorted(tx.dirty_counters)],
+            )
+            tx.dirty_counters.clear()
+        if tx.put_instances:
+            now = _utcnow()
+            c.execute(
+                st.upsert_instance,
+                [
+                    {
+                        "id": state.id,
+                        "process": state.process,
+                        "version": state.version,
+                        "object_id": state.object_id,
+                        "status": state.status,
+                        "parent_id": state.parent["id"] if state.parent else None,
+                        "state": to_dict(state),
+                        "updated_at": now,
+                        "seq": seq,
+                    }
+                    for state, seq in tx.put_instances.values()
+                ],
+            )
+            tx.put_instances.clear()
+        if tx.put_objects:
+            c.execute(
+                st.upsert_object,
+                [
+                    {
+                        "id": rec.id,
+                        "type": rec.type,
+                        "data": encode_value(rec.data),
+                        "created_at": at,
+                        "updated_at": at,
+                    }
+                    for rec, at in tx.put_objects.values()
+                ],
+            )
+            tx.put_objects.clear()
+        if tx.put_tasks:
+            c.execute(st.upsert_task, [_task_row(task, seq) for task, seq in tx.put_tasks.values()])
+            tx.put_tasks.clear()
+        for table, rows in (
+            (st.insert_history, tx.history),
+            (st.insert_outbox, tx.outbox),
+            (st.insert_job, tx.jobs),
+            (st.insert_incident, tx.incidents),
+        ):
+            if rows:
+                c.execute(table, rows)
+                rows.clear()
+        if tx.entered:
+            c.execute(
+                st.insert_entered,
+                [{"process": p, "object_id": o} for p, o in sorted(tx.entered)],
+            )
+            tx.entered.clear()
+        if tx.task_counts:
+            c.execute(
+                st.add_task_count,
+                [
+                    {"process": p, "block": b, "object_id": o, "count": n}
+                    for (p, b, o), n in tx.task_counts.items()
+                ],
+            )
+            tx.task_counts.clear()
 
     # ---- World --------------------------------------------------------------------------------
 
     def get_object(self, object_id: str) -> ObjectRecord | None:
-        with self._use() as c:
-            row = c.execute(
+        with self._txn() as tx:
+            if object_id in tx.objects:
+                return tx.objects[object_id]
+            row = tx.conn.execute(
                 select(t.objects.c.type, t.objects.c.data).where(t.objects.c.id == object_id)
             ).first()
-        if row is None:
-            return None
-        return ObjectRecord(object_id, row.type, decode_value(row.data))
+            rec = None if row is None else ObjectRecord(object_id, row.type, decode_value(row.data))
+            tx.objects[object_id] = rec
+            return rec
 
     def users(self, selector: str) -> list[str]:
         kind, _, value = selector.partition(":")
         if kind == "user":
             rec = self.get_object(value)
-            return [value] if rec is not None else []
+            return [value] if rec is not None and rec.type == "user" else []
         out = []
-        for oid in self.objects_of_type("user"):
-            rec = self.get_object(oid)
-            assert rec is not None
+        for rec in self._objects("user"):
             if (kind == "group" and value in (rec.data.get("groups") or [])) or (
                 kind == "role" and rec.data.get("role") == value
             ):
-                out.append(oid)
+                out.append(rec.id)
         return out
 
+    def _objects(self, type_key: str) -> list[ObjectRecord]:
+        """Every object of a type, sorted by id (through the identity map)."""
+        with self._query() as c, self._txn() as tx:
+            rows = c.execute(
+                select(t.objects.c.id, t.objects.c.data)
+                .where(t.objects.c.type == type_key)
+                .order_by(t.objects.c.id)
+            ).all()
+            out = []
+            for row in rows:
+                rec = tx.objects.get(row.id)
+                if rec is None:
+                    rec = tx.objects[row.id] = ObjectRecord(
+                        row.id, type_key, decode_value(row.data)
+                    )
+                out.append(rec)
+            return out
+
     def open_task_count(self, user_id: str) -> int:
-        with self._use() as c:
+        with self._query() as c:
             return int(
                 c.execute(
                     select(func.count())
@@ -198,27 +385,24 @@ class SqlStore:
     # ---- processes -------------------------------------------------------------------------
 
     def _latest_versions(self) -> dict[str, int]:
-        if self._conn is not None and self._latest is not None:
-            return self._latest
-        with self._use() as c:
-            rows = c.execute(
-                select(t.process_versions.c.key, func.max(t.process_versions.c.version)).group_by(
-                    t.process_versions.c.key
-                )
-            ).all()
-        latest = {row[0]: int(row[1]) for row in rows}
-        if self._conn is not None:
-            self._latest = latest
-        return latest
+        with self._txn() as tx:
+            if tx.latest is None:
+                rows = tx.conn.execute(
+                    select(
+                        t.process_versions.c.key, func.max(t.process_versions.c.version)
+                    ).group_by(t.process_versions.c.key)
+                ).all()
+                tx.latest = {row[0]: int(row[1]) for row in rows}
+            return tx.latest
 
     def deploy(self, definition: Definition) -> Definition:
-        with self._use() as c:
+        with self._txn() as tx:
             current = self.definition(definition.key)
             if current is not None and current.spec == definition.spec:
                 return current
             number = (current.version if current else 0) + 1
             version = Definition.build(definition.spec, version=number, source=definition.source)
-            c.execute(
+            tx.conn.execute(
                 insert(t.process_versions).values(
                     key=definition.key,
                     version=number,
@@ -227,9 +411,9 @@ class SqlStore:
                     deployed_at=_utcnow(),
                 )
             )
-            self._latest = None
-        self._defs[(definition.key, number)] = version
-        self._undo.append(lambda: self._defs.pop((definition.key, number), None))
+            tx.latest = None
+            self._defs[(definition.key, number)] = version
+            self._undo.append(lambda: self._defs.pop((definition.key, number), None))
         return version
 
     def version(self, key: str, version: int) -> Definition:
@@ -255,43 +439,57 @@ class SqlStore:
     # ---- ids ---------------------------------------------------------------------------------
 
     def new_instance_id(self) -> str:
-        with self._use() as c:
-            return f"i{self._counter(c, 'instance')}"
+        with self._txn() as tx:
+            return f"i{self._counter(tx, 'instance')}"
 
     def new_object_id(self, type_key: str) -> str:
-        with self._use() as c:
-            return f"{type_key}-{self._counter(c, 'object:' + type_key)}"
+        with self._txn() as tx:
+            return f"{type_key}-{self._counter(tx, 'object:' + type_key)}"
 
     # ---- instances ---------------------------------------------------------------------------
 
     def get_instance(self, instance_id: str) -> InstanceState | None:
-        with self._use() as c:
-            row = c.execute(
+        with self._txn() as tx:
+            key = ("instances", instance_id)
+            known = tx.instances.get(instance_id)
+            if known is not None and (not self.pg or key in tx.locked):
+                return known
+            row = tx.conn.execute(
                 self._lock(select(t.instances.c.state).where(t.instances.c.id == instance_id))
             ).first()
-        return None if row is None else from_dict(row.state)
+            if self.pg:
+                tx.locked.add(key)
+            if instance_id in tx.put_instances:
+                return tx.put_instances[instance_id][0]
+            if row is None:
+                return None
+            state = tx.instances[instance_id] = from_dict(row.state)
+            return state
 
     def put_instance(self, state: InstanceState) -> None:
-        values = {
-            "process": state.process,
-            "version": state.version,
-            "object_id": state.object_id,
-            "status": state.status,
-            "parent_id": state.parent["id"] if state.parent else None,
-            "state": to_dict(state),
-            "updated_at": _utcnow(),
-        }
-        with self._use() as c:
-            done = c.execute(update(t.instances).where(t.instances.c.id == state.id).values(values))
-            if done.rowcount == 0:
-                c.execute(insert(t.instances).values(id=state.id, seq=self._seq(c), **values))
+        with self._txn() as tx:
+            key = ("instances", state.id)
+            if key in tx.seqs or state.id not in tx.instances:
+                seq = self._row_seq(tx, "instances", state.id)
+            else:
+                seq = 0  # the row exists; its seq stays
+            tx.instances[state.id] = state
+            tx.put_instances[state.id] = (state, seq)
 
     def _instances(self, *where: ColumnElement[bool]) -> list[InstanceState]:
-        with self._use() as c:
+        with self._query() as c, self._txn() as tx:
             rows = c.execute(
-                select(t.instances.c.state).where(*where).order_by(t.instances.c.seq)
+                select(t.instances.c.id, t.instances.c.state)
+                .where(*where)
+                .order_by(t.instances.c.seq)
             ).all()
-        return [from_dict(row.state) for row in rows]
+            out = []
+            for row in rows:
+                state = tx.instances.get(row.id)
+                if state is None:
+                    state = tx.instances[row.id] = from_dict(row.state)
+                out.append(state)
+            return out
 
     def instances_of(
         self, process: str | None = None, object_id: str | None = None
@@ -320,19 +518,20 @@ class SqlStore:
     def waiting_on(self, object_id: str) -> list[str]:
         with self._use() as c:
             rows = c.execute(
-                select(t.subscriptions.c.instance_id)
-                .join(t.instances, t.instances.c.id == t.subscriptions.c.instance_id)
-                .where(t.subscriptions.c.object_id == object_id)
-                .order_by(t.instances.c.seq)
+                select(t.subscriptions.c.instance_id).where(
+                    t.subscriptions.c.object_id == object_id
+                )
             ).all()
-        return [row[0] for row in rows]
+        return sorted((row[0] for row in rows), key=_instance_order)
 
     # ---- launch bookkeeping ------------------------------------------------------------------
 
     def has_entered(self, process: str, object_id: str) -> bool:
-        with self._use() as c:
+        with self._txn() as tx:
+            if (process, object_id) in tx.entered:
+                return True
             return (
-                c.execute(
+                tx.conn.execute(
                     select(t.entered.c.process).where(
                         t.entered.c.process == process, t.entered.c.object_id == object_id
                     )
@@ -341,15 +540,11 @@ class SqlStore:
             )
 
     def mark_entered(self, process: str, object_id: str) -> None:
-        with self._use() as c:
-            c.execute(
-                self._insert(t.entered)
-                .values(process=process, object_id=object_id)
-                .on_conflict_do_nothing()
-            )
+        with self._txn() as tx:
+            tx.entered.add((process, object_id))
 
     def forget_entered(self, process: str) -> None:
-        with self._use() as c:
+        with self._query() as c:
             c.execute(delete(t.entered).where(t.entered.c.process == process))
 
     def matched(self, process: str) -> set[str]:
@@ -369,69 +564,73 @@ class SqlStore:
                 )
 
     def is_approved(self, process: str) -> bool:
-        with self._use() as c:
-            return (
-                c.execute(
-                    select(t.approvals.c.process).where(t.approvals.c.process == process)
-                ).first()
-                is not None
-            )
+        with self._txn() as tx:
+            known = tx.approved.get(process)
+            if known is None:
+                known = tx.approved[process] = (
+                    tx.conn.execute(
+                        select(t.approvals.c.process).where(t.approvals.c.process == process)
+                    ).first()
+                    is not None
+                )
+            return known
 
     def approve(self, process: str, by: str | None, at: datetime) -> None:
-        with self._use() as c:
-            c.execute(
+        with self._txn() as tx:
+            tx.conn.execute(
                 self._insert(t.approvals)
                 .values(process=process, by=by or "", at=at)
                 .on_conflict_do_nothing()
             )
+            tx.approved[process] = True
 
     # ---- objects -----------------------------------------------------------------------------
 
     def put_object(self, record: ObjectRecord, at: datetime) -> None:
-        data = encode_value(record.data)
-        with self._use() as c:
-            done = c.execute(
-                update(t.objects)
-                .where(t.objects.c.id == record.id)
-                .values(data=data, updated_at=at)
-            )
-            if done.rowcount == 0:
-                c.execute(
-                    insert(t.objects).values(
-                        id=record.id, type=record.type, data=data, created_at=at, updated_at=at
-                    )
-                )
+        with self._txn() as tx:
+            tx.objects[record.id] = record
+            tx.put_objects[record.id] = (record, at)
 
     def update_object(
         self, object_id: str, changes: dict[str, Any], at: datetime
     ) -> dict[str, Any]:
-        with self._use() as c:
-            row = c.execute(
-                self._lock(select(t.objects.c.data).where(t.objects.c.id == object_id))
-            ).first()
-            if row is None:
+        with self._txn() as tx:
+            rec = tx.objects.get(object_id)
+            key = ("objects", object_id)
+            if self.pg and key not in tx.locked:
+                row = tx.conn.execute(
+                    self._lock(
+                        select(t.objects.c.type, t.objects.c.data).where(
+                            t.objects.c.id == object_id
+                        )
+                    )
+                ).first()
+                tx.locked.add(key)
+                if object_id not in tx.put_objects:
+                    rec = None
+                    if row is not None:
+                        rec = ObjectRecord(object_id, row.type, decode_value(row.data))
+                    tx.objects[object_id] = rec
+            elif rec is None:
+                rec = self.get_object(object_id)
+            if rec is None:
                 raise NotFound(f"object {object_id!r} does not exist")
-            before: dict[str, Any] = decode_value(row.data)
-            after = {**before, **changes}
-            c.execute(
-                update(t.objects)
-                .where(t.objects.c.id == object_id)
-                .values(data=encode_value(after), updated_at=at)
-            )
-        return before
+            before = dict(rec.data)
+            rec.data.update(changes)
+            tx.put_objects[object_id] = (rec, at)
+            return before
 
     def objects_of_type(self, type_key: str) -> list[str]:
-        with self._use() as c:
+        with self._query() as c:
             rows = c.execute(
                 select(t.objects.c.id).where(t.objects.c.type == type_key).order_by(t.objects.c.id)
             ).all()
         return [row[0] for row in rows]
 
     def user_by_email(self, email: str) -> str | None:
-        for oid in self.objects_of_type("user"):
-            rec = self.get_object(oid)
-            if rec is not None and rec.data.get("email") == email:
-                return oid
+        for rec in self._objects("user"):
+            if rec.data.get("email") == email:
+                return rec.id
         return None
 
     def add_dictionary_value(self, key: str, value: str, at: datetime) -> None:
@@ -459,37 +658,14 @@ class SqlStore:
     # ---- tasks ---------------------------------------------------------------------------------
 
     def put_task(self, task: TaskRecord) -> None:
-        values = {
-            "instance_id": task.instance_id,
-            "process": task.process,
-            "block": task.block,
-            "kind": task.kind,
-            "object_id": task.object_id,
-            "assignee": task.assignee,
-            "status": task.status,
-            "closed": task.closed,
-            "priority": task.priority,
-            "reaction_s": task.reaction_s,
-            "created_at": task.created_at,
-            "closed_at": task.closed_at,
-            "data": encode_value(
-                {
-                    "title": task.title,
-                    "text": task.text,
-                    "options": list(task.options),
-                    "fields": task.fields,
-                    "workflow": task.workflow,
-                    "waits": task.waits,
-                    "answer": task.answer,
-                    "comments": task.comments,
-                    "history": task.history,
-                }
-            ),
-        }
-        with self._use() as c:
-            done = c.execute(update(t.tasks).where(t.tasks.c.id == task.id).values(values))
-            if done.rowcount == 0:
-                c.execute(insert(t.tasks).values(id=task.id, seq=self._seq(c), **values))
+        with self._txn() as tx:
+            key = ("tasks", task.id)
+            if key in tx.seqs or task.id not in tx.tasks:
+                seq = self._row_seq(tx, "tasks", task.id)
+            else:
+                seq = 0
+            tx.tasks[task.id] = task
+            tx.put_tasks[task.id] = (task, seq)
 
     def _task(self, row: Row[Any]) -> TaskRecord:
         data = decode_value(row.data)
@@ -519,9 +695,22 @@ class SqlStore:
         )
 
     def get_task(self, task_id: str) -> TaskRecord | None:
-        with self._use() as c:
-            row = c.execute(self._lock(select(t.tasks).where(t.tasks.c.id == task_id))).first()
-        return None if row is None else self._task(row)
+        with self._txn() as tx:
+            key = ("tasks", task_id)
+            known = tx.tasks.get(task_id)
+            if known is not None and (not self.pg or key in tx.locked):
+                return known
+            row = tx.conn.execute(
+                self._lock(select(t.tasks).where(t.tasks.c.id == task_id))
+            ).first()
+            if self.pg:
+                tx.locked.add(key)
+            if task_id in tx.put_tasks:
+                return tx.put_tasks[task_id][0]
+            if row is None:
+                return None
+            task = tx.tasks[task_id] = self._task(row)
+            return task
 
     def find_tasks(
         self,
@@ -545,39 +734,41 @@ class SqlStore:
             if not instance_ids:
                 return []
             where.append(t.tasks.c.instance_id.in_(sorted(instance_ids)))
-        with self._use() as c:
+        with self._query() as c, self._txn() as tx:
             rows = c.execute(select(t.tasks).where(*where).order_by(t.tasks.c.seq)).all()
-        return [self._task(row) for row in rows]
+            out = []
+            for row in rows:
+                task = tx.tasks.get(row.id)
+                if task is None:
+                    task = tx.tasks[row.id] = self._task(row)
+                out.append(task)
+            return out
 
     def delete_tasks(self, task_ids: list[str]) -> None:
         if not task_ids:
             return
-        with self._use() as c:
+        with self._query() as c, self._txn() as tx:
             c.execute(delete(t.tasks).where(t.tasks.c.id.in_(task_ids)))
+            for tid in task_ids:
+                tx.tasks.pop(tid, None)
 
     def count_task_created(self, process: str, block: str, object_id: str | None) -> None:
-        stmt = self._insert(t.task_counts).values(
-            process=process, block=block, object_id=object_id or "", count=1
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["process", "block", "object_id"],
-            set_={"count": t.task_counts.c.count + 1},
-        )
-        with self._use() as c:
-            c.execute(stmt)
+        with self._txn() as tx:
+            key = (process, block, object_id or "")
+            tx.task_counts[key] = tx.task_counts.get(key, 0) + 1
 
     def tasks_created(self) -> dict[tuple[str, str, str | None], int]:
-        with self._use() as c:
+        with self._query() as c:
             rows = c.execute(select(t.task_counts)).all()
         return {(r.process, r.block, r.object_id or None): int(r._mapping["count"]) for r in rows}
 
     # ---- timers ----------------------------------------------------------------------------------
 
     def add_timer(self, timer: TimerRecord) -> None:
-        with self._use() as c:
-            seq = self._seq(c)
+        with self._txn() as tx:
+            seq = self._seq(tx)
             timer.order = seq
-            c.execute(
+            tx.conn.execute(
                 insert(t.jobs).values(
                     id=timer.id,
                     kind=timer.kind,
@@ -633,45 +824,50 @@ class SqlStore:
         email = kind == "message" and message.channel == "email"
         status = "queued" if email or message.channel == "webhook" else "sent"
         message.status = status
-        with self._use() as c:
-            seq = self._seq(c)
-            c.execute(
-                insert(t.outbox).values(
-                    id=message.id,
-                    instance_id=message.instance_id,
-                    process=message.process,
-                    block=message.block,
-                    channel=message.channel,
-                    to=message.to,
-                    recipient=message.recipient,
-                    subject=message.subject,
-                    body=message.body,
-                    created_at=message.created_at,
-                    status=status,
-                    attempts=0,
-                    seq=seq,
-                    kind=kind,
-                )
+        with self._txn() as tx:
+            seq = self._seq(tx)
+            tx.outbox.append(
+                {
+                    "id": message.id,
+                    "instance_id": message.instance_id,
+                    "process": message.process,
+                    "block": message.block,
+                    "channel": message.channel,
+                    "to": message.to,
+                    "recipient": message.recipient,
+                    "subject": message.subject,
+                    "body": message.body,
+                    "created_at": message.created_at,
+                    "status": status,
+                    "attempts": 0,
+                    "sent_at": None,
+                    "seq": seq,
+                    "kind": kind,
+                    "last_error": None,
+                }
             )
             if email:
-                c.execute(
-                    insert(t.jobs).values(
-                        id=f"deliver:{message.id}",
-                        kind="deliver",
-                        instance_id=message.instance_id,
-                        payload={"outbox": message.id},
-                        due_at=message.created_at,
-                        seq=seq,
-                        status="ready",
-                        attempts=0,
-                    )
+                tx.jobs.append(
+                    {
+                        "id": f"deliver:{message.id}",
+                        "kind": "deliver",
+                        "instance_id": message.instance_id,
+                        "payload": {"outbox": message.id},
+                        "due_at": message.created_at,
+                        "seq": seq,
+                        "status": "ready",
+                        "locked_by": None,
+                        "locked_until": None,
+                        "attempts": 0,
+                        "last_error": None,
+                    }
                 )
 
     def _outbox(self, kind: str, since: int) -> list[MessageRecord]:
         return self._outbox_rows(t.outbox.c.kind == kind, since=since)
 
     def _outbox_rows(self, where: ColumnElement[bool], since: int = 0) -> list[MessageRecord]:
-        with self._use() as c:
+        with self._query() as c:
             rows = c.execute(
                 select(t.outbox).where(where).order_by(t.outbox.c.seq).offset(since)
             ).all()
@@ -705,19 +901,19 @@ class SqlStore:
         return self._outbox("notification", since)
 
     def add_incident(self, incident: IncidentRecord) -> None:
-        with self._use() as c:
-            c.execute(
-                insert(t.incidents).values(
-                    instance_id=incident.instance_id,
-                    block=incident.block,
-                    message=incident.message,
-                    at=incident.at,
-                    resolved=incident.resolved,
-                )
+        with self._txn() as tx:
+            tx.incidents.append(
+                {
+                    "instance_id": incident.instance_id,
+                    "block": incident.block,
+                    "message": incident.message,
+                    "at": incident.at,
+                    "resolved": incident.resolved,
+                }
             )
 
     def resolve_incidents(self, instance_id: str) -> None:
-        with self._use() as c:
+        with self._query() as c:
             c.execute(
                 update(t.incidents)
                 .where(t.incidents.c.instance_id == instance_id)
@@ -728,7 +924,7 @@ class SqlStore:
         stmt = select(t.incidents).order_by(t.incidents.c.id)
         if open_only:
             stmt = stmt.where(t.incidents.c.resolved.is_(False))
-        with self._use() as c:
+        with self._query() as c:
             rows = c.execute(stmt).all()
         return [
             IncidentRecord(r.instance_id, r.block, r.message, r.at.astimezone(self.tz), r.resolved)
@@ -736,23 +932,23 @@ class SqlStore:
         ]
 
     def add_history(self, line: dict[str, Any]) -> None:
-        with self._use() as c:
-            c.execute(
-                insert(t.history).values(
-                    at=datetime.fromisoformat(line["time"]),
-                    instance_id=line.get("instance"),
-                    process=line.get("process"),
-                    block=line.get("block"),
-                    event=line["event"],
-                    details=encode_value(line.get("details")),
-                )
+        with self._txn() as tx:
+            tx.history.append(
+                {
+                    "at": datetime.fromisoformat(line["time"]),
+                    "instance_id": line.get("instance"),
+                    "process": line.get("process"),
+                    "block": line.get("block"),
+                    "event": line["event"],
+                    "details": encode_value(line.get("details")),
+                }
             )
 
     def history(self, instance_id: str | None = None) -> Iterator[dict[str, Any]]:
         stmt = select(t.history).order_by(t.history.c.id)
         if instance_id is not None:
             stmt = stmt.where(t.history.c.instance_id == instance_id)
-        with self._use() as c:
+        with self._query() as c:
             rows = c.execute(stmt).all()
         for r in rows:
             yield {
@@ -763,6 +959,75 @@ class SqlStore:
                 "event": r.event,
                 "details": decode_value(r.details),
             }
+
+
+def _task_row(task: TaskRecord, seq: int) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "instance_id": task.instance_id,
+        "process": task.process,
+        "block": task.block,
+        "kind": task.kind,
+        "object_id": task.object_id,
+        "assignee": task.assignee,
+        "status": task.status,
+        "closed": task.closed,
+        "priority": task.priority,
+        "reaction_s": task.reaction_s,
+        "created_at": task.created_at,
+        "closed_at": task.closed_at,
+        "data": encode_value(
+            {
+                "title": task.title,
+                "text": task.text,
+                "options": list(task.options),
+                "fields": task.fields,
+                "workflow": task.workflow,
+                "waits": task.waits,
+                "answer": task.answer,
+                "comments": task.comments,
+                "history": task.history,
+            }
+        ),
+        "seq": seq,
+    }
+
+
+class _Statements:
+    """Statements built once per store and executed many times (``executemany``)."""
+
+    def __init__(self, pg: bool) -> None:
+        make = postgresql.insert if pg else sqlite.insert
+
+        def upsert(table: Any, keys: list[str], keep: tuple[str, ...] = ()) -> Any:
+            stmt = make(table)
+            return stmt.on_conflict_do_update(
+                index_elements=keys,
+                set_={
+                    c.name: stmt.excluded[c.name]
+                    for c in table.c
+                    if c.name not in keys and c.name not in keep
+                },
+            )
+
+        self.upsert_instance = upsert(t.instances, ["id"], keep=("seq",))
+        self.upsert_object = upsert(t.objects, ["id"], keep=("type", "created_at"))
+        self.upsert_task = upsert(t.tasks, ["id"], keep=("seq",))
+        self.insert_history = insert(t.history)
+        self.insert_outbox = insert(t.outbox)
+        self.insert_job = insert(t.jobs)
+        self.insert_incident = insert(t.incidents)
+        self.insert_entered = make(t.entered).on_conflict_do_nothing()
+        counts = make(t.task_counts)
+        self.add_task_count = counts.on_conflict_do_update(
+            index_elements=["process", "block", "object_id"],
+            set_={"count": t.task_counts.c.count + counts.excluded["count"]},
+        )
+        self.set_counter = (
+            update(t.sequences)
+            .where(t.sequences.c.name == bindparam("n"))
+            .values(value=bindparam("v"))
+        )
 
 
 class JobQueue:
@@ -845,19 +1110,23 @@ class JobQueue:
             )
         return bool(done.rowcount)
 
-    def fail(self, job: Job, worker: str, error: str, *, retry_at: datetime | None) -> None:
-        """Give the job back: to wait until ``retry_at`` (backoff), or as ``failed`` for good."""
+    def fail(self, job: Job, worker: str, error: str, *, retry_at: datetime | None) -> bool:
+        """Give the job back: to wait until ``retry_at`` (backoff), or as ``failed`` for good.
+
+        False if this worker no longer holds the job (its lease passed on): nothing changed.
+        """
         values: dict[str, Any] = {"last_error": error[:2000], "locked_by": None}
         if retry_at is None:
             values.update(status="failed", locked_until=None)
         else:
             values.update(status="locked", locked_until=retry_at)
         with self.store._use() as c:
-            c.execute(
+            done = c.execute(
                 update(t.jobs)
                 .where(t.jobs.c.id == job.id, t.jobs.c.locked_by == worker)
                 .values(values)
             )
+        return bool(done.rowcount)
 
     def failed(self) -> list[Job]:
         with self.store._use() as c:
@@ -867,15 +1136,23 @@ class JobQueue:
         return [self._job(r) for r in rows]
 
     def retry(self, job_id: str) -> None:
-        """Make a failed job ready again, with its attempts counted from zero."""
-        with self.store._use() as c:
-            done = c.execute(
+        """Make a failed job ready again, with its attempts counted from zero.
+
+        The incident the failures raised on the job's instance is resolved with it (an
+        instance the engine itself put in ``incident`` keeps its own).
+        """
+        with self.store.transaction(), self.store._use() as c:
+            row = c.execute(
                 update(t.jobs)
                 .where(t.jobs.c.id == job_id, t.jobs.c.status == "failed")
                 .values(status="ready", attempts=0, locked_until=None, locked_by=None)
-            )
-        if not done.rowcount:
-            raise NotFound(f"no failed job {job_id!r}")
+                .returning(t.jobs.c.instance_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no failed job {job_id!r}")
+            state = self.store.get_instance(row.instance_id) if row.instance_id else None
+            if state is not None and state.status != "incident":
+                self.store.resolve_incidents(state.id)
 
     def pending(self) -> dict[str, int]:
         """Jobs per status (for monitoring and tests)."""
