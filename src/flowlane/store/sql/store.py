@@ -85,6 +85,7 @@ class _Tx:
     locked: set[tuple[str, str]] = field(default_factory=set)
     """(table, id) rows locked by this transaction (PostgreSQL)."""
     counters: dict[str, int] = field(default_factory=dict)
+    no_timer_until: datetime | None = None
     # ---- buffered writes ----
     dirty_counters: set[str] = field(default_factory=set)
     put_instances: dict[str, tuple[InstanceState, int]] = field(default_factory=dict)
@@ -319,9 +320,7 @@ class SqlStore:
         with self._txn() as tx:
             if object_id in tx.objects:
                 return tx.objects[object_id]
-            row = tx.conn.execute(
-                select(t.objects.c.type, t.objects.c.data).where(t.objects.c.id == object_id)
-            ).first()
+            row = tx.conn.execute(self._stmts.get_object, {"id": object_id}).first()
             rec = None if row is None else ObjectRecord(object_id, row.type, decode_value(row.data))
             tx.objects[object_id] = rec
             return rec
@@ -454,9 +453,7 @@ class SqlStore:
             known = tx.instances.get(instance_id)
             if known is not None and (not self.pg or key in tx.locked):
                 return known
-            row = tx.conn.execute(
-                self._lock(select(t.instances.c.state).where(t.instances.c.id == instance_id))
-            ).first()
+            row = tx.conn.execute(self._stmts.get_instance, {"id": instance_id}).first()
             if self.pg:
                 tx.locked.add(key)
             if instance_id in tx.put_instances:
@@ -517,11 +514,7 @@ class SqlStore:
 
     def waiting_on(self, object_id: str) -> list[str]:
         with self._use() as c:
-            rows = c.execute(
-                select(t.subscriptions.c.instance_id).where(
-                    t.subscriptions.c.object_id == object_id
-                )
-            ).all()
+            rows = c.execute(self._stmts.waiting_on, {"id": object_id}).all()
         return sorted((row[0] for row in rows), key=_instance_order)
 
     # ---- launch bookkeeping ------------------------------------------------------------------
@@ -530,14 +523,8 @@ class SqlStore:
         with self._txn() as tx:
             if (process, object_id) in tx.entered:
                 return True
-            return (
-                tx.conn.execute(
-                    select(t.entered.c.process).where(
-                        t.entered.c.process == process, t.entered.c.object_id == object_id
-                    )
-                ).first()
-                is not None
-            )
+            found = tx.conn.execute(self._stmts.has_entered, {"p": process, "o": object_id})
+            return found.first() is not None
 
     def mark_entered(self, process: str, object_id: str) -> None:
         with self._txn() as tx:
@@ -598,13 +585,7 @@ class SqlStore:
             rec = tx.objects.get(object_id)
             key = ("objects", object_id)
             if self.pg and key not in tx.locked:
-                row = tx.conn.execute(
-                    self._lock(
-                        select(t.objects.c.type, t.objects.c.data).where(
-                            t.objects.c.id == object_id
-                        )
-                    )
-                ).first()
+                row = tx.conn.execute(self._stmts.lock_object, {"id": object_id}).first()
                 tx.locked.add(key)
                 if object_id not in tx.put_objects:
                     rec = None
@@ -700,9 +681,7 @@ class SqlStore:
             known = tx.tasks.get(task_id)
             if known is not None and (not self.pg or key in tx.locked):
                 return known
-            row = tx.conn.execute(
-                self._lock(select(t.tasks).where(t.tasks.c.id == task_id))
-            ).first()
+            row = tx.conn.execute(self._stmts.get_task, {"id": task_id}).first()
             if self.pg:
                 tx.locked.add(key)
             if task_id in tx.put_tasks:
@@ -768,6 +747,7 @@ class SqlStore:
         with self._txn() as tx:
             seq = self._seq(tx)
             timer.order = seq
+            tx.no_timer_until = None
             tx.conn.execute(
                 insert(t.jobs).values(
                     id=timer.id,
@@ -796,18 +776,16 @@ class SqlStore:
         )
 
     def next_timer(self, until: datetime) -> TimerRecord | None:
-        with self._use() as c:
-            row = c.execute(
-                select(t.jobs)
-                .where(
-                    t.jobs.c.kind.in_(TIMER_KINDS),
-                    t.jobs.c.status == "ready",
-                    t.jobs.c.due_at <= until,
-                )
-                .order_by(t.jobs.c.due_at, t.jobs.c.seq)
-                .limit(1)
-            ).first()
-        return None if row is None else self._timer(row)
+        with self._txn() as tx:
+            # Within a transaction, a look that found nothing due stays true until this
+            # transaction schedules a timer (other transactions' timers are theirs to run).
+            if tx.no_timer_until is not None and until <= tx.no_timer_until:
+                return None
+            row = tx.conn.execute(self._stmts.next_timer, {"until": until}).first()
+            if row is None:
+                tx.no_timer_until = until
+                return None
+        return self._timer(row)
 
     def pop_timer(self, timer_id: str) -> TimerRecord | None:
         with self._use() as c:
@@ -1022,6 +1000,34 @@ class _Statements:
         self.add_task_count = counts.on_conflict_do_update(
             index_elements=["process", "block", "object_id"],
             set_={"count": t.task_counts.c.count + counts.excluded["count"]},
+        )
+
+        def lock(stmt: Any) -> Any:
+            return stmt.with_for_update() if pg else stmt
+
+        self.get_object = select(t.objects.c.type, t.objects.c.data).where(
+            t.objects.c.id == bindparam("id")
+        )
+        self.lock_object = lock(self.get_object)
+        self.get_instance = lock(
+            select(t.instances.c.state).where(t.instances.c.id == bindparam("id"))
+        )
+        self.get_task = lock(select(t.tasks).where(t.tasks.c.id == bindparam("id")))
+        self.waiting_on = select(t.subscriptions.c.instance_id).where(
+            t.subscriptions.c.object_id == bindparam("id")
+        )
+        self.has_entered = select(t.entered.c.process).where(
+            t.entered.c.process == bindparam("p"), t.entered.c.object_id == bindparam("o")
+        )
+        self.next_timer = (
+            select(t.jobs)
+            .where(
+                t.jobs.c.kind.in_(TIMER_KINDS),
+                t.jobs.c.status == "ready",
+                t.jobs.c.due_at <= bindparam("until", type_=t.Timestamp()),
+            )
+            .order_by(t.jobs.c.due_at, t.jobs.c.seq)
+            .limit(1)
         )
         self.set_counter = (
             update(t.sequences)
