@@ -130,6 +130,7 @@ class Worker:
         failures: list[tuple[Job, str]] = []
         runner = self.account.runner
         with self.store.transaction():
+            self._prefetch(jobs)
             for job in jobs:
                 try:
                     with self.store.transaction():
@@ -154,6 +155,17 @@ class Worker:
             self.faults.hit("before_commit")
         if failures:
             self._record_failures(failures)
+
+    def _prefetch(self, jobs: list[Job]) -> None:
+        """Read (and lock) the batch's instances and their objects in a few queries."""
+        ids = [job.instance_id for job in jobs if job.instance_id is not None]
+        self.store.prefetch(instance_ids=ids)
+        objects = []
+        for iid in ids:
+            state = self.store.get_instance(iid)
+            if state is not None and state.object_id is not None:
+                objects.append(state.object_id)
+        self.store.prefetch(object_ids=objects)
 
     def _record_failures(self, failures: list[tuple[Job, str]]) -> None:
         now = self.clock()

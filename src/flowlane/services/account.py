@@ -174,7 +174,9 @@ class Account:
         overlay = Overlay(self.store)
         clean = self.coerce_vars(d, vars_ or {})
         ids = []
-        for oid in self.store.objects_of_type(d.spec.object):
+        candidates = self.store.objects_of_type(d.spec.object)
+        self.store.prefetch(object_ids=candidates, lock_objects=True)
+        for oid in candidates:
             scope = object_scope(overlay, oid, self.now.astimezone(self.store.tz))
             if cond is None or cond.test(scope):
                 ids.append(self.runner.start_instance(process, oid, dict(clean)))

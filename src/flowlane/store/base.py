@@ -35,6 +35,16 @@ class Store(World, Protocol):
         """Release connections (the store is not used afterwards)."""
         ...
 
+    def prefetch(
+        self,
+        *,
+        object_ids: list[str] | None = None,
+        instance_ids: list[str] | None = None,
+        lock_objects: bool = False,
+    ) -> None:
+        """A hint: a batch of steps is about to read (and lock) these rows."""
+        ...
+
     # ---- processes -------------------------------------------------------------------------
 
     def deploy(self, definition: Definition) -> Definition:

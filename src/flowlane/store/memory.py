@@ -295,6 +295,15 @@ class MemoryStore:
     def close(self) -> None:
         """Nothing to release."""
 
+    def prefetch(
+        self,
+        *,
+        object_ids: list[str] | None = None,
+        instance_ids: list[str] | None = None,
+        lock_objects: bool = False,
+    ) -> None:
+        """Everything is in memory already."""
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         saved = self.savepoint()

@@ -48,7 +48,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from flowlane.core.errors import NotFound
 from flowlane.engine.context import ObjectRecord
-from flowlane.engine.state import InstanceState, decode_value, encode_value, from_dict, to_dict
+from flowlane.engine.state import InstanceState, decode_value, from_dict, to_dict
 from flowlane.expr import Expression
 from flowlane.model.definition import Definition
 from flowlane.model.process import ProcessFile
@@ -56,6 +56,7 @@ from flowlane.model.template import Template
 from flowlane.objects import Schema
 from flowlane.store.records import IncidentRecord, Job, MessageRecord, TaskRecord, TimerRecord
 from flowlane.store.sql import tables as t
+from flowlane.store.sql.bulk import BulkWriter
 
 DEFAULT_TZ = "Europe/Moscow"
 TIMER_KINDS = ("timer", "periodic")
@@ -86,6 +87,8 @@ class _Tx:
     """(table, id) rows locked by this transaction (PostgreSQL)."""
     counters: dict[str, int] = field(default_factory=dict)
     no_timer_until: datetime | None = None
+    watchers: dict[str, set[str]] = field(default_factory=dict)
+    """Who waits on an object, as far as this transaction looked it up."""
     # ---- buffered writes ----
     dirty_counters: set[str] = field(default_factory=set)
     put_instances: dict[str, tuple[InstanceState, int]] = field(default_factory=dict)
@@ -129,6 +132,8 @@ class SqlStore:
         self._defs: dict[tuple[str, int], Definition] = {}
         self._seq_pool: list[int] = []
         self._stmts = _Statements(self.pg)
+        self._bulk = BulkWriter(engine.dialect.name)
+        self._last_time: tuple[str, datetime] = ("", datetime.min.replace(tzinfo=UTC))
         self._load_dictionaries()
 
     # ---- connections and transactions ----------------------------------------------------
@@ -251,10 +256,12 @@ class SqlStore:
                 [{"n": name, "v": tx.counters[name]} for name in sorted(tx.dirty_counters)],
             )
             tx.dirty_counters.clear()
+        bulk = self._bulk
         if tx.put_instances:
             now = _utcnow()
-            c.execute(
-                st.upsert_instance,
+            bulk.write(
+                c,
+                t.instances,
                 [
                     {
                         "id": state.id,
@@ -269,48 +276,72 @@ class SqlStore:
                     }
                     for state, seq in tx.put_instances.values()
                 ],
+                conflict=("id",),
+                update=(
+                    "process",
+                    "version",
+                    "object_id",
+                    "status",
+                    "parent_id",
+                    "state",
+                    "updated_at",
+                ),
             )
             tx.put_instances.clear()
         if tx.put_objects:
-            c.execute(
-                st.upsert_object,
+            bulk.write(
+                c,
+                t.objects,
                 [
                     {
                         "id": rec.id,
                         "type": rec.type,
-                        "data": encode_value(rec.data),
+                        "data": rec.data,
                         "created_at": at,
                         "updated_at": at,
                     }
                     for rec, at in tx.put_objects.values()
                 ],
+                conflict=("id",),
+                update=("data", "updated_at"),
             )
             tx.put_objects.clear()
         if tx.put_tasks:
-            c.execute(st.upsert_task, [_task_row(task, seq) for task, seq in tx.put_tasks.values()])
+            bulk.write(
+                c,
+                t.tasks,
+                [_task_row(task, seq) for task, seq in tx.put_tasks.values()],
+                conflict=("id",),
+                update=_TASK_UPDATES,
+            )
             tx.put_tasks.clear()
         for table, rows in (
-            (st.insert_history, tx.history),
-            (st.insert_outbox, tx.outbox),
-            (st.insert_job, tx.jobs),
-            (st.insert_incident, tx.incidents),
+            (t.history, tx.history),
+            (t.outbox, tx.outbox),
+            (t.jobs, tx.jobs),
+            (t.incidents, tx.incidents),
         ):
             if rows:
-                c.execute(table, rows)
+                bulk.write(c, table, rows)
                 rows.clear()
         if tx.entered:
-            c.execute(
-                st.insert_entered,
+            bulk.write(
+                c,
+                t.entered,
                 [{"process": p, "object_id": o} for p, o in sorted(tx.entered)],
+                conflict=("process", "object_id"),
             )
             tx.entered.clear()
         if tx.task_counts:
-            c.execute(
-                st.add_task_count,
+            bulk.write(
+                c,
+                t.task_counts,
                 [
                     {"process": p, "block": b, "object_id": o, "count": n}
                     for (p, b, o), n in tx.task_counts.items()
                 ],
+                conflict=("process", "block", "object_id"),
+                add=("count",),
             )
             tx.task_counts.clear()
 
@@ -468,6 +499,8 @@ class SqlStore:
             key = ("instances", state.id)
             if key in tx.seqs or state.id not in tx.instances:
                 seq = self._row_seq(tx, "instances", state.id)
+                if self.pg and state.id not in tx.instances:
+                    tx.locked.add(key)  # new: no other transaction can see it yet
             else:
                 seq = 0  # the row exists; its seq stays
             tx.instances[state.id] = state
@@ -504,18 +537,84 @@ class SqlStore:
         return self._instances(t.instances.c.parent_id.in_(sorted(parent_ids)))
 
     def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> None:
-        with self._use() as c:
+        with self._txn() as tx:
+            c = tx.conn
             c.execute(delete(t.subscriptions).where(t.subscriptions.c.instance_id == instance_id))
             if object_ids:
                 c.execute(
                     insert(t.subscriptions),
                     [{"object_id": oid, "instance_id": instance_id} for oid in set(object_ids)],
                 )
+            for oid, waiting in tx.watchers.items():
+                waiting.discard(instance_id)
+                if oid in object_ids:
+                    waiting.add(instance_id)
 
     def waiting_on(self, object_id: str) -> list[str]:
-        with self._use() as c:
-            rows = c.execute(self._stmts.waiting_on, {"id": object_id}).all()
-        return sorted((row[0] for row in rows), key=_instance_order)
+        with self._txn() as tx:
+            waiting = tx.watchers.get(object_id)
+            if waiting is None:
+                rows = tx.conn.execute(self._stmts.waiting_on, {"id": object_id}).all()
+                waiting = tx.watchers[object_id] = {row[0] for row in rows}
+            return sorted(waiting, key=_instance_order)
+
+    def prefetch(
+        self,
+        *,
+        object_ids: list[str] | None = None,
+        instance_ids: list[str] | None = None,
+        lock_objects: bool = False,
+    ) -> None:
+        """Load objects (with who waits on them) and instances into this transaction at once.
+
+        A batch of steps (a mass start, a worker's claimed timers) then reads from memory
+        instead of asking the database once per object and instance. Instances are locked on
+        PostgreSQL as :meth:`get_instance` would; objects too with ``lock_objects`` (when the
+        batch will likely change them). Outside a transaction, does nothing.
+        """
+        tx = self._tx
+        if tx is None:
+            return
+        chunk = 500
+        objects = [oid for oid in dict.fromkeys(object_ids or []) if oid not in tx.objects]
+        for i in range(0, len(objects), chunk):
+            part = objects[i : i + chunk]
+            query = select(t.objects.c.id, t.objects.c.type, t.objects.c.data).where(
+                t.objects.c.id.in_(part)
+            )
+            if lock_objects:
+                query = self._lock(query.order_by(t.objects.c.id))
+            for row in tx.conn.execute(query).all():
+                tx.objects[row.id] = ObjectRecord(row.id, row.type, decode_value(row.data))
+                if lock_objects and self.pg:
+                    tx.locked.add(("objects", row.id))
+            waiting: dict[str, set[str]] = {oid: set() for oid in part}
+            for sub in tx.conn.execute(
+                select(t.subscriptions.c.object_id, t.subscriptions.c.instance_id).where(
+                    t.subscriptions.c.object_id.in_(part)
+                )
+            ).all():
+                waiting[sub.object_id].add(sub.instance_id)
+            for oid, ids in waiting.items():
+                tx.watchers.setdefault(oid, ids)
+        wanted = [
+            iid
+            for iid in dict.fromkeys(instance_ids or [])
+            if iid not in tx.put_instances and ("instances", iid) not in tx.locked
+        ]
+        for i in range(0, len(wanted), chunk):
+            part = sorted(wanted[i : i + chunk])
+            rows = tx.conn.execute(
+                self._lock(
+                    select(t.instances.c.id, t.instances.c.state)
+                    .where(t.instances.c.id.in_(part))
+                    .order_by(t.instances.c.id)
+                )
+            ).all()
+            for row in rows:
+                tx.instances[row.id] = from_dict(row.state)
+                if self.pg:
+                    tx.locked.add(("instances", row.id))
 
     # ---- launch bookkeeping ------------------------------------------------------------------
 
@@ -911,14 +1010,17 @@ class SqlStore:
 
     def add_history(self, line: dict[str, Any]) -> None:
         with self._txn() as tx:
+            when = line["time"]
+            if when != self._last_time[0]:
+                self._last_time = (when, datetime.fromisoformat(when))
             tx.history.append(
                 {
-                    "at": datetime.fromisoformat(line["time"]),
+                    "at": self._last_time[1],
                     "instance_id": line.get("instance"),
                     "process": line.get("process"),
                     "block": line.get("block"),
                     "event": line["event"],
-                    "details": encode_value(line.get("details")),
+                    "details": line.get("details"),
                 }
             )
 
@@ -939,6 +1041,9 @@ class SqlStore:
             }
 
 
+_TASK_UPDATES = tuple(c.name for c in t.tasks.c if c.name not in ("id", "seq"))
+
+
 def _task_row(task: TaskRecord, seq: int) -> dict[str, Any]:
     return {
         "id": task.id,
@@ -954,7 +1059,7 @@ def _task_row(task: TaskRecord, seq: int) -> dict[str, Any]:
         "reaction_s": task.reaction_s,
         "created_at": task.created_at,
         "closed_at": task.closed_at,
-        "data": encode_value(
+        "data": (
             {
                 "title": task.title,
                 "text": task.text,
