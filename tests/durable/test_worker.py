@@ -669,3 +669,42 @@ def test_jobs_list_and_retry_on_the_command_line(
         assert refused.exit_code == 1
         assert "error:" in refused.output and unknown in refused.output
     assert states(store) == {iid: ("running", None)}
+
+
+# ---- stopping --------------------------------------------------------------------------------
+
+
+def test_a_stopping_worker_finishes_the_step_under_way_and_gives_back_the_rest(
+    store: SqlStore, clock: Clock, workers: Callable[..., Worker], sink: SmtpSink
+) -> None:
+    """SIGTERM sets ``stopping``: the current step commits, the other claimed jobs are
+    released at once (ready, the claim not counted as an attempt) for another worker."""
+    start_users(store, 3)
+    worker = workers(port=sink.port)
+    assert drain(worker) == 3  # the welcome emails
+    clock.at(3)
+    fire = worker.account.runner.fire
+
+    def fire_then_stop(timer: TimerRecord) -> None:
+        fire(timer)
+        worker.stopping = True
+
+    worker.account.runner.fire = fire_then_stop  # type: ignore[method-assign]
+    assert worker.run_once() == 3
+    ended = [s for s in store.instances_of("drip") if s.status == "ended"]
+    assert len(ended) == 1
+    rows = job_rows(store)
+    timers = [r for r in rows.values() if r.kind == "timer"]
+    assert sorted((r.status, r.attempts, r.locked_by) for r in timers) == [
+        ("ready", 0, None),
+        ("ready", 0, None),
+    ]
+    # The email the finished step queued waits, unclaimed, for the next worker.
+    (mail,) = [r for r in rows.values() if r.kind == "deliver"]
+    assert (mail.status, mail.attempts) == ("ready", 0)
+
+    other = workers("w2", port=sink.port)
+    assert drain(other) == 2 + 3  # the two timers, then three second emails
+    assert {s.status for s in store.instances_of("drip")} == {"ended"}
+    assert sink.wait_for(6, timeout=5)
+    assert sorted(sink.count_by_message_id().values()) == [1] * 6

@@ -119,9 +119,13 @@ class Worker:
         steps = [j for j in jobs if j.kind in TIMER_KINDS]
         if steps:
             self._steps(steps)
-        for job in jobs:
-            if job.kind == "deliver":
-                self._deliver(job)
+        deliveries = [job for job in jobs if job.kind == "deliver"]
+        for n, job in enumerate(deliveries):
+            if self.stopping:
+                with self.store.transaction():
+                    self.queue.release(deliveries[n:], self.name)
+                break
+            self._deliver(job)
         return len(jobs)
 
     # ---- steps -----------------------------------------------------------------------------
@@ -131,7 +135,10 @@ class Worker:
         runner = self.account.runner
         with self.store.transaction():
             self._prefetch(jobs)
-            for job in jobs:
+            for n, job in enumerate(jobs):
+                if self.stopping:  # SIGTERM: the step under way is done; give back the rest
+                    self.queue.release(jobs[n:], self.name)
+                    break
                 try:
                     with self.store.transaction():
                         if not self.queue.finish(job, self.name):

@@ -23,7 +23,7 @@ email messages get a ``deliver`` job in the same transaction (the outbox).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -71,6 +71,23 @@ def _utcnow() -> datetime:
 def _instance_order(instance_id: str) -> tuple[int, str]:
     head = instance_id.split(".", 1)[0]
     return (int(head[1:]) if head[1:].isdigit() else 0, instance_id)
+
+
+class _InTx:
+    """The context manager :meth:`SqlStore._txn` returns inside a transaction."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> _Tx:
+        tx = self.store._tx
+        assert tx is not None
+        return tx
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
 
 
 @dataclass
@@ -128,6 +145,7 @@ class SqlStore:
         self.secret = secret
         self.pg = engine.dialect.name == "postgresql"
         self._tx: _Tx | None = None
+        self._in_tx = _InTx(self)
         self._undo: list[Callable[[], object]] = []
         self._defs: dict[tuple[str, int], Definition] = {}
         self._seq_pool: list[int] = []
@@ -185,12 +203,19 @@ class SqlStore:
             assert self._tx is not None
             yield self._tx.conn
 
-    @contextmanager
-    def _txn(self) -> Iterator[_Tx]:
-        """The open transaction's state (one is opened for the call if none is)."""
+    def _txn(self) -> AbstractContextManager[_Tx]:
+        """The open transaction's state (one is opened for the call if none is).
+
+        Called for every read and write of a step: inside a transaction it costs one
+        attribute lookup and two trivial calls (a generator-based context manager would
+        cost several times that).
+        """
         if self._tx is not None:
-            yield self._tx
-            return
+            return self._in_tx
+        return self._own_txn()
+
+    @contextmanager
+    def _own_txn(self) -> Iterator[_Tx]:
         with self.transaction():
             assert self._tx is not None
             yield self._tx
@@ -1238,6 +1263,27 @@ class JobQueue:
                 .values(values)
             )
         return bool(done.rowcount)
+
+    def release(self, jobs: list[Job], worker: str) -> None:
+        """Give back claimed jobs untouched (a stopping worker): ready again at once, and the
+        claim does not count as an attempt."""
+        if not jobs:
+            return
+        with self.store._use() as c:
+            c.execute(
+                update(t.jobs)
+                .where(
+                    t.jobs.c.id.in_([job.id for job in jobs]),
+                    t.jobs.c.status == "locked",
+                    t.jobs.c.locked_by == worker,
+                )
+                .values(
+                    status="ready",
+                    locked_by=None,
+                    locked_until=None,
+                    attempts=t.jobs.c.attempts - 1,
+                )
+            )
 
     def failed(self) -> list[Job]:
         with self.store._use() as c:
