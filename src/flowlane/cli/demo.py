@@ -1,4 +1,8 @@
-"""``flowlane demo``: simulate a recipe's scenarios and print their traces readably."""
+"""``flowlane demo``: simulate a recipe's scenarios and print their traces readably.
+
+The scenarios run on the durable store, in the SQLite file ``flowlane-demo.db`` by default
+(emptied before each scenario, so the file holds the last one afterwards), or in memory.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flowlane.model.recipe import load_recipe
-from flowlane.runtime.simulate import InvalidInput, simulate
+from flowlane.runtime.simulate import Database, InvalidInput, simulate
 
 _SHOWN = {
     "instance_started",
@@ -64,7 +68,11 @@ def _what(line: dict[str, Any]) -> str:
     return f"[{style}]{text}[/{style}]" if style else text
 
 
-def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
+DEMO_DB = "sqlite:///flowlane-demo.db"
+
+
+def run_demo(recipe_dir: Path, console: Console | None = None, db: str | None = DEMO_DB) -> int:
+    """Run every scenario of the recipe; ``db=None`` runs them in memory."""
     console = console or Console()
     recipe = load_recipe(recipe_dir)
     title = recipe.meta.name if recipe.meta else recipe_dir.name
@@ -73,7 +81,8 @@ def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
     for path in recipe.scenarios:
         lines: list[dict[str, Any]] = []
         try:
-            result = simulate(recipe_dir, path, sink=lines.append)
+            database = Database(db, reset=True) if db else None
+            result = simulate(recipe_dir, path, sink=lines.append, db=database)
         except InvalidInput as exc:
             console.print("invalid input", style="red")
             console.print(str(exc), markup=False)
@@ -99,4 +108,6 @@ def run_demo(recipe_dir: Path, console: Console | None = None) -> int:
         )
         console.print(status)
         worst = max(worst, result.exit_code)
+    where = f"the database {db} (it holds the last scenario)" if db else "memory"
+    console.print(f"[dim]ran on {escape(where)}[/dim]")
     return worst

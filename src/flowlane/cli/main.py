@@ -84,11 +84,16 @@ def simulate_command(
 @app.command("demo")
 def demo_command(
     recipe: Annotated[Path, typer.Option(help="Recipe folder")] = Path("recipes/order-processing"),
+    db: Annotated[
+        str,
+        typer.Option(help="Database the scenarios run on; the demo empties it first"),
+    ] = "sqlite:///flowlane-demo.db",
+    memory: Annotated[bool, typer.Option(help="Run in memory instead")] = False,
 ) -> None:
-    """Simulate the order recipe's scenarios and print their traces readably."""
+    """Simulate the order recipe's scenarios on SQLite and print their traces readably."""
     from flowlane.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(recipe))
+    raise typer.Exit(run_demo(recipe, db=None if memory else db))
 
 
 _wire()
