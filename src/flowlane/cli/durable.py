@@ -108,7 +108,10 @@ def jobs_list(recipe: RecipeArg, db: DbOption = None) -> None:
         raise _fail(exc) from exc
     try:
         queue = JobQueue(store)
-        for status, n in sorted(queue.pending().items()):
+        counts = queue.pending()
+        if not counts:
+            typer.echo("no jobs")
+        for status, n in sorted(counts.items()):
             typer.echo(f"{status}: {n}")
         for job in queue.failed():
             typer.echo(f"failed {job.id} ({job.kind}, {job.attempts} attempts): {job.last_error}")
