@@ -37,8 +37,9 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_VENV)/bin/pip install -q -e . 'SpiffWorkflow>=3,<4'
 	touch $(BENCH_VENV)/.installed
 
-bench: $(BENCH_VENV)/.installed
+bench: $(BENCH_VENV)/.installed $(STAMP)
 	$(BENCH_VENV)/bin/python bench/engine.py
+	$(BIN)/python bench/durable.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

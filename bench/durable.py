@@ -12,7 +12,9 @@ Throughput (W1, W2, W3; SQLite and PostgreSQL; 1 and 2 workers)
     with :func:`~flowlane.runtime.durable.open_durable` as ``flowlane worker`` does. It starts
     instances in batches of B (``--batch``, default 500) per transaction (group commit:
     ``with store.transaction(): for …: account.start(…)``), one new ``order`` object per
-    instance, the objects created beforehand, outside the timing. W3 starts a batch (each
+    instance, the objects created beforehand, outside the timing. Each batch first reads its
+    objects (locked on PostgreSQL) in one query with ``SqlStore.prefetch``, as
+    ``Account.mass_start`` and the workers' batches do. W3 starts a batch (each
     instance stops at its question) in one transaction, then answers the batch's open tasks
     (``find_tasks`` by instance, ``account.answer(task, option="yes")``) in another: a W3
     instance counts once answered and ended. After a warm-up batch, the workers run
@@ -75,9 +77,9 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-import flows
 from sqlalchemy import Engine, func, select, text
 
+import flows
 from flowlane.runtime.durable import deploy, load_valid_recipe, open_durable
 from flowlane.runtime.worker import Worker, WorkerSettings
 from flowlane.services.account import Account
@@ -196,9 +198,7 @@ def rss_kib(field: str = "VmRSS") -> int:
     return 0
 
 
-def child_main(
-    target: Callable[..., None], results: Any, tag: int, args: tuple[Any, ...]
-) -> None:
+def child_main(target: Callable[..., None], results: Any, tag: int, args: tuple[Any, ...]) -> None:
     """Run ``target`` in a child; any failure goes back to the parent as text."""
     try:
         target(*args)
@@ -206,11 +206,19 @@ def child_main(
         results.put(("error", tag, traceback.format_exc()))
 
 
-def receive(results: Any, what: str) -> tuple[Any, ...]:
-    try:
-        msg = results.get(timeout=TIMEOUT_S)
-    except queue.Empty:
-        raise BenchError(f"no answer from a child process ({what}) in {TIMEOUT_S:.0f} s") from None
+def receive(results: Any, what: str, procs: list[Any]) -> tuple[Any, ...]:
+    """The next message of the children; a child that died or failed is an error."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            msg = results.get(timeout=0.5)
+            break
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise BenchError(f"a child process died ({what}): exit code {dead[0]}") from None
+            if time.monotonic() > deadline:
+                raise BenchError(f"no answer from the children ({what})") from None
     if msg[0] == "error":
         raise BenchError(f"child {msg[1]} failed ({what}):\n{msg[2]}")
     return tuple(msg)
@@ -244,10 +252,12 @@ class Starter:
         for lo in range(0, len(object_ids), self.batch):
             chunk = object_ids[lo : lo + self.batch]
             with store.transaction():
+                store.prefetch(object_ids=chunk, lock_objects=True)  # as a mass start does
                 started = [account.start(key, oid) for oid in chunk]
             if key != "w3":
                 continue
             with store.transaction():
+                store.prefetch(instance_ids=started)
                 tasks = store.find_tasks(open_only=True, instance_ids=set(started))
                 check(len(tasks) == len(chunk), f"W3: {len(tasks)} open tasks for {len(chunk)}")
                 for task in tasks:
@@ -300,7 +310,7 @@ class Pool:
         self.k = k
         self.results = ctx.Queue()
         self.commands = [ctx.Queue() for _ in range(k)]
-        barrier = ctx.Barrier(k)
+        self.barrier = ctx.Barrier(k)  # kept: the children unpickle it after start()
         self.procs = [
             ctx.Process(
                 target=child_main,
@@ -308,7 +318,16 @@ class Pool:
                     starter_process,
                     self.results,
                     i,
-                    (str(recipe_dir), url, i, s.batch, w, barrier, self.commands[i], self.results),
+                    (
+                        str(recipe_dir),
+                        url,
+                        i,
+                        s.batch,
+                        w,
+                        self.barrier,
+                        self.commands[i],
+                        self.results,
+                    ),
                 ),
                 daemon=True,
             )
@@ -321,7 +340,7 @@ class Pool:
         """Each worker starts ``n`` instances; the wall time of the slowest, in seconds."""
         for q in self.commands:
             q.put(n)
-        return max(float(receive(self.results, "round")[2]) for _ in range(self.k))
+        return max(float(receive(self.results, "round", self.procs)[2]) for _ in range(self.k))
 
     def close(self) -> None:
         for q in self.commands:
@@ -461,14 +480,12 @@ def clone_rows(
     for n in range(lo, hi):
         iid = f"x{n}"
         seq = tpl.seq + 2 * n
+        extra = (tpl.updated_at, seq)
         due_at = tpl.due_at if n % step == 0 and n // step < due else far + timedelta(seconds=n)
         inst.append(
-            (iid, tpl.process, tpl.version, tpl.object_id, "running", tpl.state(iid))
-            + (tpl.updated_at, seq)
+            (iid, tpl.process, tpl.version, tpl.object_id, "running", tpl.state(iid), *extra)
         )
-        jobs.append(
-            (tpl.job(iid), tpl.job_kind, iid, tpl.payload, due_at, seq + 1, "ready", 0)
-        )
+        jobs.append((tpl.job(iid), tpl.job_kind, iid, tpl.payload, due_at, seq + 1, "ready", 0))
     return inst, jobs
 
 
@@ -580,9 +597,7 @@ class TimerRun:
     idle_claim_s: float
 
 
-def timers(
-    ctx: Any, recipe_dir: Path, backend: str, total: int, due: int, tmp: Path
-) -> TimerRun:
+def timers(ctx: Any, recipe_dir: Path, backend: str, total: int, due: int, tmp: Path) -> TimerRun:
     with database(backend, tmp, f"timers-{total}") as url:
         prepare(recipe_dir, url)
         tpl = make_template(recipe_dir, url)
@@ -597,9 +612,9 @@ def timers(
         )
         proc.start()
         try:
-            ready = receive(results, "timer worker start")
+            ready = receive(results, "timer worker start", [proc])
             commands.put(time.time() + 2.0)
-            msg = receive(results, "timers firing")
+            msg = receive(results, "timers firing", [proc])
         finally:
             proc.join(timeout=30)
             if proc.is_alive():
@@ -698,9 +713,7 @@ def timer_rows(big: TimerRun, small: TimerRun | None) -> list[Row]:
 
 def print_table(rows: list[Row]) -> None:
     head = Row("workload", "backend", "workers", "rate / value", "goal", "met?")
-    table = [
-        (r.workload, r.backend, r.workers, r.value, r.goal, r.met) for r in [head, *rows]
-    ]
+    table = [(r.workload, r.backend, r.workers, r.value, r.goal, r.met) for r in [head, *rows]]
     widths = [max(len(row[j]) for row in table) for j in range(len(table[0]))]
     for i, cells in enumerate(table):
         print(

@@ -28,7 +28,6 @@ def test_demo_prints_every_scenario_and_exits_0(tmp_path: Path) -> None:
     assert "task_opened" in result.output and "Mon 02 Mar 10:01:00" in result.output
 
 
-
 def test_demo_in_memory_prints_the_same_tables(tmp_path: Path) -> None:
     env = {"COLUMNS": "200"}
     memory = CliRunner(env=env).invoke(app, ["demo", "--recipe", str(RECIPE), "--memory"])

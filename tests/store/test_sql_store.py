@@ -128,3 +128,30 @@ def test_prefetch_locks_objects_on_postgresql(pg_database: str) -> None:
                     other.execute(text("SELECT 1 FROM objects WHERE id = 'u0' FOR UPDATE"))
     finally:
         first.close()
+
+
+def test_id_blocks_let_concurrent_transactions_take_ids_without_waiting(
+    pg_database: str,
+) -> None:
+    """With ``id_block`` (workers, API processes), ids come from reserved blocks: a second
+    process takes ids while the first one's transaction is open, and a rolled-back
+    transaction's ids are skipped, never handed out twice."""
+    schema = load_recipe(RECIPE).schema
+    assert schema is not None
+    first = open_store(pg_database, copy.deepcopy(schema), tz=TZ, reset=True, id_block=10)
+    second = SqlStore(first.engine, copy.deepcopy(schema), tz=TZ, id_block=10)
+    try:
+        with first.transaction():
+            mine = [first.new_instance_id() for _ in range(3)]
+            with second.transaction():
+                assert second._tx is not None
+                second._tx.conn.execute(text("SET LOCAL lock_timeout = '500ms'"))
+                theirs = [second.new_instance_id() for _ in range(12)]
+        assert mine == ["i1", "i2", "i3"]
+        assert theirs == [f"i{n}" for n in range(11, 23)]
+        with pytest.raises(RuntimeError), first.transaction():
+            assert first.new_instance_id() == "i4"
+            raise RuntimeError
+        assert first.new_instance_id() == "i5"  # i4 is skipped, not reused
+    finally:
+        first.close()

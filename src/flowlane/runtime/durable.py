@@ -37,6 +37,10 @@ from flowlane.store.sql.store import SqlStore
 log = logging.getLogger("flowlane.worker")
 
 
+ID_BLOCK = 100
+"""Instance and object ids each process reserves at a time on PostgreSQL (see SqlStore)."""
+
+
 def account_tz(env: Mapping[str, str] = os.environ) -> ZoneInfo:
     name = env.get("FLOWLANE_TZ") or DEFAULT_TZ
     try:
@@ -58,7 +62,11 @@ def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
     """A store on ``db`` (created or upgraded first) with the recipe's types and templates."""
     assert recipe.schema is not None
     return open_store(
-        db, copy.deepcopy(recipe.schema), tz=account_tz(), templates=dict(recipe.templates)
+        db,
+        copy.deepcopy(recipe.schema),
+        tz=account_tz(),
+        templates=dict(recipe.templates),
+        id_block=ID_BLOCK,
     )
 
 

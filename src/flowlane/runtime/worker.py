@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from flowlane.core.errors import FlowlaneError
 from flowlane.runtime.faults import Faults
@@ -131,37 +131,61 @@ class Worker:
     # ---- steps -----------------------------------------------------------------------------
 
     def _steps(self, jobs: list[Job]) -> None:
-        failures: list[tuple[Job, str]] = []
-        runner = self.account.runner
-        with self.store.transaction():
-            self._prefetch(jobs)
-            for n, job in enumerate(jobs):
-                if self.stopping:  # SIGTERM: the step under way is done; give back the rest
+        """Run a batch of timer steps in one transaction (group commit).
+
+        The batch is tried whole, without a savepoint per step; if any step fails, the
+        transaction is rolled back and the batch run again one step per transaction, so that
+        only the failing step is retried later. Lost connections are not a step's fault: they
+        go up to :meth:`run`, and the claimed jobs come back when their lease runs out.
+        """
+        try:
+            with self.store.transaction():
+                self._run_batch(jobs)
+                self.faults.hit("before_commit")
+            return
+        except DBAPIError as exc:
+            self.account.runner.queue.clear()
+            if exc.connection_invalidated or len(jobs) == 1:
+                if exc.connection_invalidated:
+                    raise
+                self._record_failures([(jobs[0], f"{type(exc).__name__}: {exc}")])
+                return
+        except Exception as exc:  # a step failed: find which, one by one
+            self.account.runner.queue.clear()
+            if len(jobs) == 1:
+                log.exception("%s: job %s failed", self.name, jobs[0].id)
+                self._record_failures([(jobs[0], f"{type(exc).__name__}: {exc}")])
+                return
+        log.info("%s: a batch of %d failed; running it one by one", self.name, len(jobs))
+        for n, job in enumerate(jobs):
+            if self.stopping:
+                with self.store.transaction():
                     self.queue.release(jobs[n:], self.name)
-                    break
-                try:
-                    with self.store.transaction():
-                        if not self.queue.finish(job, self.name):
-                            continue  # cancelled meanwhile, or the lease passed on
-                        runner.now = job.due_at
-                        runner.fire(
-                            TimerRecord(
-                                job.id,
-                                job.instance_id,
-                                job.due_at,
-                                job.seq,
-                                kind=job.kind,
-                                process=job.payload.get("process"),
-                            )
-                        )
-                        runner.run()
-                except Exception as exc:  # any failure of one step: roll it back, retry later
-                    runner.queue.clear()
-                    log.exception("%s: job %s failed", self.name, job.id)
-                    failures.append((job, f"{type(exc).__name__}: {exc}"))
-            self.faults.hit("before_commit")
-        if failures:
-            self._record_failures(failures)
+                return
+            self._steps([job])
+
+    def _run_batch(self, jobs: list[Job]) -> None:
+        runner = self.account.runner
+        held = self.queue.hold(jobs, self.name)
+        self._prefetch([job for job in jobs if job.id in held])
+        for n, job in enumerate(jobs):
+            if self.stopping:  # SIGTERM: the step under way is done; give back the rest
+                self.queue.release(jobs[n:], self.name)
+                return
+            if job.id not in held or self.store.timer_gone(job.id):
+                continue  # cancelled (meanwhile, or by an earlier step), or the lease passed
+            runner.now = job.due_at
+            runner.fire(
+                TimerRecord(
+                    job.id,
+                    job.instance_id,
+                    job.due_at,
+                    job.seq,
+                    kind=job.kind,
+                    process=job.payload.get("process"),
+                )
+            )
+            runner.run()
 
     def _prefetch(self, jobs: list[Job]) -> None:
         """Read (and lock) the batch's instances and their objects in a few queries."""

@@ -113,7 +113,7 @@ class Runner:
             self.fire(timer)
 
     def fire(self, timer: TimerRecord) -> None:
-        self.store.pop_timer(timer.id)
+        self.store.cancel_timer(timer.id)  # it fired: gone, in this step's transaction
         if timer.kind == "periodic" and self.on_periodic is not None:
             self.on_periodic(timer)
         elif timer.instance_id is not None:

@@ -41,11 +41,13 @@ def open_store(
     templates: dict[str, Template] | None = None,
     require_empty: bool = False,
     reset: bool = False,
+    id_block: int = 1,
 ) -> SqlStore:
     """A :class:`SqlStore` on ``url`` (created or upgraded first).
 
     ``reset`` deletes everything stored; ``require_empty`` refuses a database that holds
     processes, objects or instances already (so that a simulation never mixes with real data).
+    ``id_block``: see :class:`SqlStore` (simulations keep 1: ids exactly as in memory).
     """
     engine = make_engine(url)
     try:
@@ -57,7 +59,7 @@ def open_store(
                 f"database {display_url(url)} is not empty: pass --reset to delete everything "
                 "in it, or give an empty database"
             )
-        return SqlStore(engine, schema, tz=tz, templates=templates)
+        return SqlStore(engine, schema, tz=tz, templates=templates, id_block=id_block)
     except BaseException:
         engine.dispose()
         raise

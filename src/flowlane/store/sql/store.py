@@ -105,6 +105,9 @@ class _Tx:
     counters: dict[str, int] = field(default_factory=dict)
     no_timer_until: datetime | None = None
     watchers: dict[str, set[str]] = field(default_factory=dict)
+    gone_jobs: set[str] = field(default_factory=set)
+    """Timer jobs this transaction cancelled or fired."""
+    delete_jobs: set[str] = field(default_factory=set)
     """Who waits on an object, as far as this transaction looked it up."""
     # ---- buffered writes ----
     dirty_counters: set[str] = field(default_factory=set)
@@ -137,8 +140,11 @@ class SqlStore:
         tz: tzinfo | None = None,
         templates: dict[str, Template] | None = None,
         secret: bytes = b"flowlane-dev-secret",
+        id_block: int = 1,
     ) -> None:
         self.engine = engine
+        self.id_block = id_block
+        self._id_pools: dict[str, list[int]] = {}
         self.schema = schema
         self.tz = tz or ZoneInfo(DEFAULT_TZ)
         self.templates = dict(templates or {})
@@ -234,7 +240,14 @@ class SqlStore:
         return (postgresql.insert if self.pg else sqlite.insert)(table)
 
     def _counter(self, tx: _Tx, name: str) -> int:
-        """The next value of a named counter; the first use in a transaction locks its row."""
+        """The next value of a named counter; the first use in a transaction locks its row.
+
+        With ``id_block`` > 1 on PostgreSQL, ids come instead from blocks reserved in short
+        transactions of their own, so that concurrent transactions do not queue on the
+        counter's row; an id of a rolled-back transaction is then skipped, never reused.
+        """
+        if self.pg and self.id_block > 1 and name != "seq":
+            return self._pooled(name)
         value = tx.counters.get(name)
         if value is None:
             stmt = self._insert(t.sequences).values(name=name, value=1)
@@ -247,6 +260,18 @@ class SqlStore:
             tx.dirty_counters.add(name)
         tx.counters[name] = value
         return value
+
+    def _pooled(self, name: str) -> int:
+        pool = self._id_pools.setdefault(name, [])
+        if not pool:
+            stmt = self._insert(t.sequences).values(name=name, value=self.id_block)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"value": t.sequences.c.value + self.id_block}
+            ).returning(t.sequences.c.value)
+            with self.engine.begin() as own:
+                last = int(own.execute(stmt).scalar_one())
+            pool.extend(range(last, last - self.id_block, -1))
+        return pool.pop()
 
     def _seq(self, tx: _Tx) -> int:
         """A number increasing with every insert (``seq`` columns order rows by creation)."""
@@ -282,6 +307,7 @@ class SqlStore:
             )
             tx.dirty_counters.clear()
         bulk = self._bulk
+        self._delete_jobs(tx)
         if tx.put_instances:
             now = _utcnow()
             bulk.write(
@@ -872,6 +898,8 @@ class SqlStore:
             seq = self._seq(tx)
             timer.order = seq
             tx.no_timer_until = None
+            self._delete_jobs(tx)
+            tx.gone_jobs.discard(timer.id)
             tx.conn.execute(
                 insert(t.jobs).values(
                     id=timer.id,
@@ -886,8 +914,18 @@ class SqlStore:
             )
 
     def cancel_timer(self, timer_id: str) -> None:
-        with self._use() as c:
-            c.execute(delete(t.jobs).where(t.jobs.c.id == timer_id))
+        with self._txn() as tx:
+            tx.delete_jobs.add(timer_id)
+            tx.gone_jobs.add(timer_id)
+
+    def timer_gone(self, timer_id: str) -> bool:
+        """Whether this transaction cancelled (or fired) the timer."""
+        return self._tx is not None and timer_id in self._tx.gone_jobs
+
+    def _delete_jobs(self, tx: _Tx) -> None:
+        if tx.delete_jobs:
+            tx.conn.execute(delete(t.jobs).where(t.jobs.c.id.in_(sorted(tx.delete_jobs))))
+            tx.delete_jobs.clear()
 
     def _timer(self, row: Row[Any]) -> TimerRecord:
         return TimerRecord(
@@ -905,6 +943,7 @@ class SqlStore:
             # transaction schedules a timer (other transactions' timers are theirs to run).
             if tx.no_timer_until is not None and until <= tx.no_timer_until:
                 return None
+            self._delete_jobs(tx)
             row = tx.conn.execute(self._stmts.next_timer, {"until": until}).first()
             if row is None:
                 tx.no_timer_until = until
@@ -912,8 +951,10 @@ class SqlStore:
         return self._timer(row)
 
     def pop_timer(self, timer_id: str) -> TimerRecord | None:
-        with self._use() as c:
-            row = c.execute(
+        with self._txn() as tx:
+            self._delete_jobs(tx)
+            tx.gone_jobs.add(timer_id)
+            row = tx.conn.execute(
                 delete(t.jobs)
                 .where(t.jobs.c.id == timer_id, t.jobs.c.kind.in_(TIMER_KINDS))
                 .returning(*t.jobs.c)
@@ -1245,6 +1286,24 @@ class JobQueue:
                 )
             )
         return bool(done.rowcount)
+
+    def hold(self, jobs: list[Job], worker: str) -> set[str]:
+        """The ids of ``jobs`` this worker still holds, locked for this transaction.
+
+        A timer step deletes its job as it fires (``Runner.fire`` cancels the timer), in the
+        step's transaction; a job that is gone (cancelled meanwhile) or whose lease passed to
+        another worker is not returned.
+        """
+        if not jobs:
+            return set()
+        query = select(t.jobs.c.id).where(
+            t.jobs.c.id.in_([job.id for job in jobs]),
+            t.jobs.c.status == "locked",
+            t.jobs.c.locked_by == worker,
+        )
+        with self.store._use() as c:
+            rows = c.execute(self.store._lock(query.order_by(t.jobs.c.id))).all()
+        return {row[0] for row in rows}
 
     def fail(self, job: Job, worker: str, error: str, *, retry_at: datetime | None) -> bool:
         """Give the job back: to wait until ``retry_at`` (backoff), or as ``failed`` for good.
