@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import JSON, Connection, Table
 
 from flowlane.engine.state import encode_value
@@ -78,12 +79,13 @@ class BulkWriter:
         self._time = _TimeText()
 
     def _column(self, table: Table, name: str) -> tuple[str, Convert | None]:
+        """The placeholder's cast and the value conversion of a column."""
         col = table.c[name]
         if isinstance(col.type, Timestamp):
-            return ("%s" if self.pg else "?"), (_pg_time if self.pg else self._time)
+            return "", (_pg_time if self.pg else self._time)
         if isinstance(col.type, JSON):
-            return ("%s::jsonb" if self.pg else "?"), _json
-        return ("%s" if self.pg else "?"), None
+            return ("::jsonb" if self.pg else ""), _json
+        return "", None
 
     def write(
         self,
@@ -111,7 +113,15 @@ class BulkWriter:
                     value = row[name]
                     params.append(convert(value) if convert is not None else value)
             sql = self._statement(table, names, specs, len(chunk), conflict, update, add)
-            conn.exec_driver_sql(sql, tuple(params))
+            if self.pg:
+                # $n placeholders, sent as they are: psycopg's default cursor would parse
+                # every long statement again for %s placeholders (it caches short ones only).
+                driver = conn.connection.driver_connection
+                assert isinstance(driver, psycopg.Connection)
+                with psycopg.RawCursor(driver) as cursor:
+                    cursor.execute(sql, params)
+            else:
+                conn.exec_driver_sql(sql, tuple(params))
 
     def _statement(
         self,
@@ -128,8 +138,17 @@ class BulkWriter:
         if sql is not None:
             return sql
         cols = ", ".join(f'"{n}"' for n in names)
-        one = "(" + ", ".join(ph for ph, _ in specs) + ")"
-        sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ' + ", ".join([one] * count)
+        if self.pg:
+            width = len(names)
+            rows = [
+                "("
+                + ", ".join(f"${r * width + i + 1}{cast}" for i, (cast, _) in enumerate(specs))
+                + ")"
+                for r in range(count)
+            ]
+        else:
+            rows = ["(" + ", ".join("?" for _ in specs) + ")"] * count
+        sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ' + ", ".join(rows)
         if conflict:
             keys = ", ".join(f'"{n}"' for n in conflict)
             sets = [f'"{n}" = excluded."{n}"' for n in update]
