@@ -57,6 +57,8 @@ def deploy_command(recipe: RecipeArg, db: DbOption = None) -> None:
     try:
         for d in deploy(loaded, store):
             typer.echo(f"{d.key} version {d.version}")
+    except FlowlaneError as exc:
+        raise _fail(exc) from exc
     finally:
         store.close()
 

@@ -78,6 +78,7 @@ class Worker:
         self.queue = JobQueue(self.store)
         self.sender = SmtpSender(self.smtp) if self.smtp is not None else None
         self.kinds = (*TIMER_KINDS, "deliver") if self.sender is not None else TIMER_KINDS
+        self._lease = timedelta(seconds=self.settings.lease_s)
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -196,7 +197,9 @@ class Worker:
             state = self.store.get_instance(iid)
             if state is not None and state.object_id is not None:
                 objects.append(state.object_id)
-        self.store.prefetch(object_ids=objects)
+        # Locked: a step computes changes from what it reads (``name + ' done'``), so the
+        # instance's own object must not change under it (other objects it reads are not).
+        self.store.prefetch(object_ids=objects, lock_objects=True)
 
     def _record_failures(self, failures: list[tuple[Job, str]]) -> None:
         now = self.clock()
@@ -227,6 +230,8 @@ class Worker:
             with self.store.transaction():
                 self.queue.finish(job, self.name)
             return
+        if not self.queue.touch(job, self.name, self.clock() + self._lease):
+            return  # the lease ran out while earlier emails went out: its new holder sends
         try:
             email = build_email(
                 self.smtp,

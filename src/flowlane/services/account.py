@@ -59,10 +59,11 @@ class Account:
         try:
             with self.store.transaction():
                 action()
-        except FlowlaneError as exc:
+        except BaseException as exc:
+            # Nothing of a failed request may linger: not its queued steps, not its clock.
             self.runner.queue.clear()
             self.runner.now = now
-            if isinstance(exc, Refused):
+            if isinstance(exc, Refused) or not isinstance(exc, FlowlaneError):
                 raise
             raise Refused(str(exc)) from exc
 
@@ -106,8 +107,10 @@ class Account:
     # ---- processes ---------------------------------------------------------------------------
 
     def deploy(self, definition: Definition) -> Definition:
+        before = self.store.definition(definition.key)
         deployed = self.store.deploy(definition)
-        launch.schedule_periodic(self, deployed)
+        if before is None or deployed.version != before.version:
+            launch.schedule_periodic(self, deployed)  # (re)starts the chain of checks
         return deployed
 
     def activate(self) -> None:
@@ -175,11 +178,16 @@ class Account:
         clean = self.coerce_vars(d, vars_ or {})
         ids = []
         candidates = self.store.objects_of_type(d.spec.object)
-        self.store.prefetch(object_ids=candidates, lock_objects=True)
-        for oid in candidates:
-            scope = object_scope(overlay, oid, self.now.astimezone(self.store.tz))
-            if cond is None or cond.test(scope):
-                ids.append(self.runner.start_instance(process, oid, dict(clean)))
+        self.store.prefetch(object_ids=candidates)
+        matching = [
+            oid
+            for oid in candidates
+            if cond is None
+            or cond.test(object_scope(overlay, oid, self.now.astimezone(self.store.tz)))
+        ]
+        self.store.prefetch(object_ids=matching, lock_objects=True)
+        for oid in matching:
+            ids.append(self.runner.start_instance(process, oid, dict(clean)))
         self.runner.run()
         return ids
 
@@ -244,17 +252,22 @@ class Account:
         except (NotFound, KeyError, IndexError) as exc:
             raise Refused(f"process {process} has no version {to_version}") from exc
         if instance_ids is None:
-            states = [
-                st
+            instance_ids = [
+                st.id
                 for st in self.store.instances_of(process)
                 if st.status == "running" and st.version != to_version
             ]
+            must = False
         else:
-            states = []
-            for iid in instance_ids:
-                st = self.store.get_instance(iid)
-                if st is None or st.process != process:
-                    raise Refused(f"instance {iid} is not an instance of {process}")
+            must = True
+        # Read again under the instances' locks: a worker may have moved one meanwhile.
+        self.store.prefetch(instance_ids=instance_ids)
+        states = []
+        for iid in instance_ids:
+            st = self.store.get_instance(iid)
+            if st is None or st.process != process:
+                raise Refused(f"instance {iid} is not an instance of {process}")
+            if must or (st.status == "running" and st.version != to_version):
                 states.append(st)
         planned, problems = plan_many(
             states, lambda v: self.store.version(process, v), target, mapping
@@ -418,9 +431,19 @@ class Account:
         ):
             raise Refused(f"{user_id} may not {what} task {task.id} ({task.title!r})")
 
+    def _fresh(self, task: TaskRecord) -> TaskRecord:
+        """The task as stored now, locked for this request (the caller's copy may be old)."""
+        found = self.store.get_task(task.id)
+        if found is None:
+            raise NotFound(f"task {task.id} does not exist")
+        return found
+
     def answer(
         self, task: TaskRecord, *, option: str | None, fields: dict[str, Any], by: str | None
     ) -> None:
+        task = self._fresh(task)
+        if task.closed:
+            raise Refused(f"task {task.id} is {task.status} already")
         if task.workflow is not None:
             raise Refused(f"task {task.id} has a status workflow: change its status instead")
         self._check_instance(task)
@@ -458,6 +481,7 @@ class Account:
     def change_status(
         self, task: TaskRecord, to: str, *, by: str | None, comment: str | None = None
     ) -> None:
+        task = self._fresh(task)
         if task.workflow is None:
             raise Refused(f"task {task.id} has no status workflow")
         if by is None:
@@ -498,6 +522,7 @@ class Account:
     def comment(self, task: TaskRecord, text: str, *, by: str | None) -> None:
         if not text.strip():
             raise Refused("a comment needs text")
+        task = self._fresh(task)
         self._check_actor(task, by, "comment on")
         self._add_comment(task, by, text)
         self.store.put_task(task)
@@ -534,6 +559,7 @@ class Account:
             )
 
     def claim(self, task: TaskRecord, *, by: str) -> None:
+        task = self._fresh(task)
         self._check_actor(task, by, "claim")
         if task.assignee not in (None, by):
             raise Refused(f"task {task.id} is already assigned to {task.assignee}")
@@ -542,6 +568,7 @@ class Account:
         self.store.put_task(task)
 
     def unclaim(self, task: TaskRecord, *, by: str) -> None:
+        task = self._fresh(task)
         if task.assignee != by and self.role_of(by) not in ADMIN_ROLES:
             raise Refused(
                 f"{by} may not give back task {task.id}: it is assigned to {task.assignee}"
@@ -565,7 +592,8 @@ class Account:
         if to is not None:
             self.role_of(to)
         count = 0
-        for task in self.store.find_tasks(process=process):
+        for listed in self.store.find_tasks(process=process):
+            task = self._fresh(listed)
             if from_given and task.assignee != from_:
                 continue
             if status is not None and task.status != status:

@@ -103,9 +103,12 @@ def schedule_periodic(account: Account, definition: Definition) -> None:
     if launch is None or launch.on != "periodic" or not launch.every:
         return
     due = account.runner.now + parse_duration(launch.every)
+    # One chain per process: a new version restarts it rather than adding a second one.
+    timer_id = f"periodic:{definition.key}"
+    account.store.cancel_timer(timer_id)
     account.store.add_timer(
         TimerRecord(
-            f"periodic:{definition.key}:{due.isoformat()}",
+            timer_id,
             None,
             due,
             0,

@@ -254,7 +254,9 @@ class Runner:
         self.queue.append((cmd.parent_id, ev.ChildEnded(cmd.child_id, cmd.outcome, cmd.result)))
 
     def _apply_Subscribe(self, cmd: ev.Subscribe, state: InstanceState, _c: Any) -> None:
-        self.store.subscribe(cmd.instance_id, cmd.object_ids)
+        if self.store.subscribe(cmd.instance_id, cmd.object_ids):
+            # The condition read data another transaction has changed since: look again.
+            self.queue.append((cmd.instance_id, ev.ObjectChanged(cmd.object_ids)))
 
     def _apply_RaiseIncident(self, cmd: ev.RaiseIncident, state: InstanceState, _c: Any) -> None:
         self.store.add_incident(IncidentRecord(cmd.instance_id, cmd.block, cmd.message, self.now))

@@ -77,7 +77,10 @@ class Store(World, Protocol):
 
     def children_of(self, parent_ids: set[str]) -> list[InstanceState]: ...
 
-    def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> None: ...
+    def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> bool:
+        """Record what the instance waits on; True if one of the objects changed since this
+        transaction read it (another transaction committed meanwhile): wake it again."""
+        ...
 
     def waiting_on(self, object_id: str) -> list[str]:
         """Instances whose wait conditions read this object (by index, never by scan)."""

@@ -142,12 +142,13 @@ class MemoryStore:
     def children_of(self, parent_ids: set[str]) -> list[InstanceState]:
         return [st for st in self.instances.values() if st.parent and st.parent["id"] in parent_ids]
 
-    def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> None:
+    def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> bool:
         for oid in self.subscribed.get(instance_id, ()):
             self.subscriptions.get(oid, set()).discard(instance_id)
         self.subscribed[instance_id] = object_ids
         for oid in object_ids:
             self.subscriptions.setdefault(oid, set()).add(instance_id)
+        return False  # one writer: nothing can change behind our back
 
     def waiting_on(self, object_id: str) -> list[str]:
         """Instances whose wait conditions read this object (by index, not by scan)."""

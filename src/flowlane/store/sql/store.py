@@ -587,9 +587,14 @@ class SqlStore:
             return []
         return self._instances(t.instances.c.parent_id.in_(sorted(parent_ids)))
 
-    def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> None:
+    def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> bool:
+        """Record what the instance waits on. On PostgreSQL the objects are locked FOR SHARE
+        first, so a transaction changing one of them waits for this one to commit and then
+        sees the subscription; True when an object changed since this transaction read it
+        (the condition was evaluated on old data: the caller wakes the instance again)."""
         with self._txn() as tx:
             c = tx.conn
+            stale = self._share_lock(tx, object_ids)
             c.execute(delete(t.subscriptions).where(t.subscriptions.c.instance_id == instance_id))
             if object_ids:
                 c.execute(
@@ -600,6 +605,29 @@ class SqlStore:
                 waiting.discard(instance_id)
                 if oid in object_ids:
                     waiting.add(instance_id)
+        return stale
+
+    def _share_lock(self, tx: _Tx, object_ids: tuple[str, ...]) -> bool:
+        if not self.pg or not object_ids:
+            return False
+        wanted = sorted(oid for oid in set(object_ids) if ("objects", oid) not in tx.locked)
+        if not wanted:
+            return False
+        self._flush()
+        rows = tx.conn.execute(
+            select(t.objects.c.id, t.objects.c.type, t.objects.c.data)
+            .where(t.objects.c.id.in_(wanted))
+            .order_by(t.objects.c.id)
+            .with_for_update(read=True)
+        ).all()
+        stale = False
+        for row in rows:
+            data = decode_value(row.data)
+            known = tx.objects.get(row.id)
+            if known is not None and known.data != data:
+                stale = True
+            tx.objects[row.id] = ObjectRecord(row.id, row.type, data)
+        return stale
 
     def waiting_on(self, object_id: str) -> list[str]:
         with self._txn() as tx:
@@ -627,18 +655,26 @@ class SqlStore:
         if tx is None:
             return
         chunk = 500
-        objects = [oid for oid in dict.fromkeys(object_ids or []) if oid not in tx.objects]
+        lock = lock_objects and self.pg
+        objects = sorted(
+            oid
+            for oid in set(object_ids or [])
+            if oid not in tx.put_objects
+            and (oid not in tx.objects or (lock and ("objects", oid) not in tx.locked))
+        )
         for i in range(0, len(objects), chunk):
             part = objects[i : i + chunk]
             query = select(t.objects.c.id, t.objects.c.type, t.objects.c.data).where(
                 t.objects.c.id.in_(part)
             )
-            if lock_objects:
+            if lock:
                 query = self._lock(query.order_by(t.objects.c.id))
             for row in tx.conn.execute(query).all():
                 tx.objects[row.id] = ObjectRecord(row.id, row.type, decode_value(row.data))
-                if lock_objects and self.pg:
+                if lock:
                     tx.locked.add(("objects", row.id))
+            # Who waits on the objects, read after their locks: a transaction subscribing to
+            # one of them meanwhile holds it FOR SHARE (see subscribe), so it committed first.
             waiting: dict[str, set[str]] = {oid: set() for oid in part}
             for sub in tx.conn.execute(
                 select(t.subscriptions.c.object_id, t.subscriptions.c.instance_id).where(
@@ -646,15 +682,14 @@ class SqlStore:
                 )
             ).all():
                 waiting[sub.object_id].add(sub.instance_id)
-            for oid, ids in waiting.items():
-                tx.watchers.setdefault(oid, ids)
-        wanted = [
+            tx.watchers.update(waiting)
+        wanted = sorted(
             iid
-            for iid in dict.fromkeys(instance_ids or [])
+            for iid in set(instance_ids or [])
             if iid not in tx.put_instances and ("instances", iid) not in tx.locked
-        ]
+        )
         for i in range(0, len(wanted), chunk):
-            part = sorted(wanted[i : i + chunk])
+            part = wanted[i : i + chunk]
             rows = tx.conn.execute(
                 self._lock(
                     select(t.instances.c.id, t.instances.c.state)
@@ -737,6 +772,7 @@ class SqlStore:
             if self.pg and key not in tx.locked:
                 row = tx.conn.execute(self._stmts.lock_object, {"id": object_id}).first()
                 tx.locked.add(key)
+                tx.watchers.pop(object_id, None)  # read again, now that others wait for us
                 if object_id not in tx.put_objects:
                     rec = None
                     if row is not None:
@@ -964,7 +1000,7 @@ class SqlStore:
     # ---- effects ---------------------------------------------------------------------------------
 
     def _add_outbox(self, message: MessageRecord, kind: str) -> None:
-        email = kind == "message" and message.channel == "email"
+        email = message.channel == "email"
         status = "queued" if email or message.channel == "webhook" else "sent"
         message.status = status
         with self._txn() as tx:
@@ -1284,6 +1320,21 @@ class JobQueue:
                     t.jobs.c.status == "locked",
                     t.jobs.c.locked_by == worker,
                 )
+            )
+        return bool(done.rowcount)
+
+    def touch(self, job: Job, worker: str, until: datetime) -> bool:
+        """Extend this worker's lease on a job (before a slow action such as sending an email);
+        False if the job is no longer this worker's (another worker took it over)."""
+        with self.store.transaction(), self.store._use() as c:
+            done = c.execute(
+                update(t.jobs)
+                .where(
+                    t.jobs.c.id == job.id,
+                    t.jobs.c.status == "locked",
+                    t.jobs.c.locked_by == worker,
+                )
+                .values(locked_until=until)
             )
         return bool(done.rowcount)
 
