@@ -1405,8 +1405,8 @@ class JobQueue:
     def retry(self, job_id: str) -> None:
         """Make a failed job ready again, with its attempts counted from zero.
 
-        The incident the failures raised on the job's instance is resolved with it (an
-        instance the engine itself put in ``incident`` keeps its own).
+        The incident this job's failures raised on its instance is resolved with it (other
+        incidents stay, and an instance the engine itself put in ``incident`` keeps its own).
         """
         with self.store.transaction(), self.store._use() as c:
             row = c.execute(
@@ -1419,7 +1419,14 @@ class JobQueue:
                 raise NotFound(f"no failed job {job_id!r}")
             state = self.store.get_instance(row.instance_id) if row.instance_id else None
             if state is not None and state.status != "incident":
-                self.store.resolve_incidents(state.id)
+                c.execute(
+                    update(t.incidents)
+                    .where(
+                        t.incidents.c.instance_id == state.id,
+                        t.incidents.c.message.startswith(f"job {job_id} failed ", autoescape=True),
+                    )
+                    .values(resolved=True)
+                )
 
     def pending(self) -> dict[str, int]:
         """Jobs per status (for monitoring and tests)."""
