@@ -44,13 +44,16 @@ class Runner:
     max_cascade: ClassVar[int] = MAX_CASCADE
     recorder: Callable[[Definition, InstanceState, Event, datetime, Decision], None] | None = None
     queue: deque[tuple[str, Event]] = field(default_factory=deque)
+    _stamp: tuple[datetime | None, str] = (None, "")
     fire_due_timers: bool = True
     """Whether :meth:`run` fires due timers itself (the simulator); workers claim them instead."""
 
     # ---- trace ---------------------------------------------------------------------------
 
     def record(self, entry: dict[str, Any]) -> None:
-        line = {"time": self.now.isoformat(), **entry}
+        if self.now is not self._stamp[0]:  # a step writes many lines at one time
+            self._stamp = (self.now, self.now.isoformat())
+        line = {"time": self._stamp[1], **entry}
         self.store.add_history(line)
         if self.sink is not None:
             self.sink(line)
