@@ -50,9 +50,12 @@ def _tag(value: Any) -> Any:
     return encoded
 
 
+_ENCODER = json.JSONEncoder(default=_tag, separators=(",", ":"))
+
+
 def _json(value: Any) -> str | None:
     """JSON text of a value, dates and durations tagged as ``encode_value`` tags them."""
-    return None if value is None else json.dumps(value, default=_tag)
+    return None if value is None else _ENCODER.encode(value)
 
 
 class _TimeText:
@@ -104,14 +107,18 @@ class BulkWriter:
             return
         names = tuple(rows[0])
         specs = [self._column(table, n) for n in names]
+        converts = [convert for _cast, convert in specs]
+        for row in rows:
+            if tuple(row) != names:
+                raise ValueError(f"{table.name}: rows with different columns in one write")
         per_chunk = max(1, min(MAX_ROWS, MAX_PARAMS // len(names)))
         for start in range(0, len(rows), per_chunk):
             chunk = rows[start : start + per_chunk]
-            params: list[Any] = []
-            for row in chunk:
-                for name, (_ph, convert) in zip(names, specs, strict=True):
-                    value = row[name]
-                    params.append(convert(value) if convert is not None else value)
+            params: list[Any] = [
+                value if convert is None else convert(value)
+                for row in chunk
+                for value, convert in zip(row.values(), converts, strict=True)
+            ]
             sql = self._statement(table, names, specs, len(chunk), conflict, update, add)
             if self.pg:
                 # $n placeholders, sent as they are: psycopg's default cursor would parse
