@@ -708,3 +708,23 @@ def test_a_stopping_worker_finishes_the_step_under_way_and_gives_back_the_rest(
     assert {s.status for s in store.instances_of("drip")} == {"ended"}
     assert sink.wait_for(6, timeout=5)
     assert sorted(sink.count_by_message_id().values()) == [1] * 6
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_instead_of_being_claimed_for_ever(
+    store: SqlStore, clock: Clock, workers: Callable[..., Worker]
+) -> None:
+    """Fifteen claims of a job with no outcome (its workers died running it; here the
+    count is set directly) and the next claim fails it with an incident, untouched."""
+    (iid,) = start_users(store, 1)
+    (timer,) = [r for r in job_rows(store).values() if r.kind == "timer"]
+    with store.engine.begin() as c:
+        c.execute(t.jobs.update().where(t.jobs.c.id == timer.id).values(attempts=15))
+    worker = workers(max_attempts=5)
+    clock.at(3)
+    worker.run_once()
+    row = job_rows(store)[timer.id]
+    assert (row.status, row.attempts) == ("failed", 16)
+    assert "without an outcome" in row.last_error
+    (incident,) = store.incidents(open_only=True)
+    assert incident.instance_id == iid and "kills its worker" in incident.message
+    assert states(store)[iid] == ("running", None)

@@ -43,6 +43,9 @@ log = logging.getLogger("flowlane.worker")
 
 Clock = Callable[[], datetime]
 
+POISON_FACTOR = 3
+"""A job claimed more than this many times ``max_attempts`` without an outcome fails."""
+
 
 def wall_clock() -> datetime:
     return datetime.now(UTC)
@@ -117,6 +120,18 @@ class Worker:
         if not jobs:
             return 0
         self.faults.hit("after_claim")
+        # A job claimed again and again without an outcome kills the worker that runs it
+        # (or its machine): stop feeding it to workers. Generous, as unrelated crashes and
+        # restarts also leave claims without an outcome.
+        poison = [j for j in jobs if j.attempts > POISON_FACTOR * self.settings.max_attempts]
+        if poison:
+            self._record_failures(
+                [
+                    (j, f"claimed {j.attempts} times without an outcome: it kills its worker")
+                    for j in poison
+                ]
+            )
+            jobs = [j for j in jobs if j not in poison]
         steps = [j for j in jobs if j.kind in TIMER_KINDS]
         if steps:
             self._steps(steps)
