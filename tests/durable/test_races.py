@@ -313,3 +313,138 @@ def test_a_worker_whose_lease_ran_out_does_not_send_the_rest(tmp_path: Path) -> 
         late.close()
     store.close()
     assert counts == {"<i1.m2@flowlane>": 2, "<i1.m3@flowlane>": 1}
+
+
+# ---- found by the second review: lock order, periodic chains ---------------------------------
+
+FORK_ASK = """\
+key: race
+name: a question racing a delay
+object: user
+task: {executors: ["role:manager"]}
+blocks:
+  start: {type: start, next: split}
+  split: {type: fork, next: [q, pause]}
+  q: {type: question, title: "Approve?", options: {yes: done, no: done}}
+  pause: {type: delay, for: 2s, next: done}
+  done: {type: end, outcome: positive}
+"""
+
+WAIT_OR_TIMEOUT = """\
+key: waitt
+name: wait for go, at most 2 s
+object: user
+blocks:
+  start: {type: start, next: w}
+  w: {type: wait_for, until: "object.name == 'go'", timeout: 2s, next: done, on_timeout: late}
+  late: {type: end, outcome: negative}
+  done: {type: end, outcome: positive}
+"""
+
+
+def _race_with_worker(
+    worker: Worker, request: Callable[[], None]
+) -> tuple[bool, list[BaseException]]:
+    """Run ``request`` in a thread once the worker's batch holds its locks; whether it had
+    to wait for the worker, and what it raised."""
+    prefetch = worker._prefetch
+    racers: list[tuple[threading.Thread, list[BaseException]]] = []
+    waited: list[bool] = []
+
+    def prefetch_then_race(jobs: list) -> None:  # type: ignore[type-arg]
+        prefetch(jobs)
+        racers.append(_in_thread(request))
+        racers[0][0].join(0.5)
+        waited.append(racers[0][0].is_alive())
+
+    worker._prefetch = prefetch_then_race  # type: ignore[method-assign]
+    assert worker.run_once() == 1
+    thread, errors = racers[0]
+    thread.join(10)
+    assert not thread.is_alive()
+    return waited[0], errors
+
+
+def test_an_answer_racing_the_step_that_ends_its_instance_waits_and_is_refused(
+    stores: Callable[..., SqlStore],
+) -> None:
+    """Requests lock an instance before its tasks, as steps do: no deadlock."""
+    worker_store = stores({"race": FORK_ASK})
+    account = Account(worker_store, T0)
+
+    def setup() -> None:
+        account.create_object("user", {"name": "u0"}, object_id="u0", launches=False)
+        account.create_object(
+            "user", {"name": "alice", "role": "manager"}, object_id="alice", launches=False
+        )
+        account.start("race", "u0")
+
+    account.attempt(setup)
+    api_store = stores()
+    api = Account(api_store, LATER)
+    (task,) = api_store.find_tasks(block="q")
+    worker = Worker(worker_store, "A", clock=lambda: LATER)
+    waited, errors = _race_with_worker(
+        worker, lambda: api.attempt(lambda: api.answer(task, option="yes", fields={}, by="alice"))
+    )
+    assert waited
+    assert [str(e) for e in errors] == [f"task {task.id} is cancelled already"]
+    (state,) = worker_store.instances_of("race")
+    assert state.status == "ended"
+
+
+def test_an_object_change_racing_a_timeout_is_run_again_if_chosen_as_deadlock_victim(
+    stores: Callable[..., SqlStore],
+) -> None:
+    """The worker locks instance then object; a request changing the object locks it, then
+    the instance waiting on it. PostgreSQL breaks such a deadlock by aborting one of them;
+    the request is run again and both end up applied."""
+    worker_store = stores({"waitt": WAIT_OR_TIMEOUT})
+    _user(worker_store, start="waitt")
+    api_store = stores()
+    api = Account(api_store, LATER)
+    worker = Worker(worker_store, "A", clock=lambda: LATER)
+    waited, errors = _race_with_worker(
+        worker, lambda: api.attempt(lambda: api.update_object("u0", {"name": "go"}))
+    )
+    assert waited and errors == []
+    (state,) = worker_store.instances_of("waitt")
+    assert (state.status, state.outcome) == ("ended", "negative")  # the timeout came first
+    rec = api_store.get_object("u0")
+    assert rec is not None and rec.data["name"] == "go"
+
+
+def test_a_deploy_restarting_a_periodic_chain_while_a_worker_fires_it(
+    stores: Callable[..., SqlStore], tmp_path: Path
+) -> None:
+    worker_store = stores({"sweep": PERIODIC})
+    _user(worker_store)
+    later = datetime.now(UTC) + timedelta(hours=2)
+    worker = Worker(worker_store, "A", clock=lambda: later)
+    changed = _recipe(tmp_path / "v2", {"sweep": PERIODIC.replace("every: 1h", "every: 2h")})
+    admin_store = stores()
+    deployed: list[int] = []
+    _waited, errors = _race_with_worker(
+        worker, lambda: deployed.extend(d.version for d in deploy(changed, admin_store))
+    )
+    assert errors == [] and deployed == [2]
+    with worker_store.engine.connect() as c:
+        rows = c.execute(select(t.jobs.c.id).where(t.jobs.c.kind == "periodic")).all()
+    assert [row[0] for row in rows] == ["periodic:sweep"]
+
+
+def test_a_version_that_is_no_longer_periodic_stops_the_checks(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path / "v1", {"sweep": PERIODIC})
+    store = open_durable(recipe, f"sqlite:///{tmp_path / 'stop.db'}")
+    try:
+        deploy(recipe, store)
+        _user(store, "u0")
+        manual = PERIODIC.replace("launch: {on: periodic, every: 1h}", "launch: {on: manual}")
+        assert [d.version for d in deploy(_recipe(tmp_path / "v2", {"sweep": manual}), store)] == [
+            2
+        ]
+        later = datetime.now(UTC) + timedelta(hours=2)
+        assert Worker(store, "A", clock=lambda: later).run_once() == 0
+        assert store.instances_of() == []
+    finally:
+        store.close()

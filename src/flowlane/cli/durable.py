@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from flowlane.core.errors import FlowlaneError
 from flowlane.runtime.durable import (
@@ -57,7 +58,7 @@ def deploy_command(recipe: RecipeArg, db: DbOption = None) -> None:
     try:
         for d in deploy(loaded, store):
             typer.echo(f"{d.key} version {d.version}")
-    except FlowlaneError as exc:
+    except (FlowlaneError, SQLAlchemyError) as exc:
         raise _fail(exc) from exc
     finally:
         store.close()
@@ -166,7 +167,7 @@ def instance_migrate(
         moved: list[str] = []
 
         def run() -> None:
-            moved.extend(account.migrate(process, to, mapping, instance_ids=instance, by=None))
+            moved[:] = account.migrate(process, to, mapping, instance_ids=instance, by=None)
 
         account.attempt(run)
         typer.echo(f"{len(moved)} instance(s) of {process} moved to version {to}")

@@ -1,13 +1,14 @@
 """Workers: claim due jobs from the database and run them, durably.
 
 A worker claims a batch of due jobs with a lease (:class:`~flowlane.store.sql.JobQueue`),
-runs the batch's timer and periodic steps in one transaction with a savepoint per job (group
-commit: a failing job is rolled back alone and retried with backoff), then delivers the
-batch's emails one by one: send over SMTP, then mark the outbox row sent. A crash anywhere
-leaves each job either done (committed) or still claimed, and a claimed job whose lease
-runs out is claimed again: steps are never half applied, and an email is sent at least
-once, twice only when the crash fell between the server's acceptance and the commit (the
-receiver sees the same Message-ID). After ``max_attempts`` a job is ``failed``: listed by
+runs the batch's timer and periodic steps in one transaction (group commit; when a step
+fails, the batch is run again one step per transaction, so that only the failing job is
+retried with backoff), then delivers the batch's emails one by one: check the lease, send
+over SMTP, then mark the outbox row sent. A crash anywhere leaves each job either done
+(committed) or still claimed, and a claimed job whose lease runs out is claimed again: steps
+are never half applied, and an email is sent at least once, twice only when the worker died
+(or hung past its lease) between the server's acceptance and the commit (the receiver sees
+the same Message-ID). After ``max_attempts`` a job is ``failed``: listed by
 ``flowlane jobs`` and retried by ``flowlane jobs retry``; a failing step also raises an
 incident on its instance.
 
@@ -36,12 +37,16 @@ from flowlane.runtime.mail import (
     build_email,
 )
 from flowlane.services.account import Account
+from flowlane.store.base import is_conflict
 from flowlane.store.records import IncidentRecord, Job, TimerRecord
 from flowlane.store.sql.store import TIMER_KINDS, JobQueue, SqlStore
 
 log = logging.getLogger("flowlane.worker")
 
 Clock = Callable[[], datetime]
+
+CONFLICT_RETRIES = 3
+"""Times a batch is run again at once when the database aborts it as a deadlock's victim."""
 
 POISON_FACTOR = 3
 """A job claimed more than this many times ``max_attempts`` without an outcome fails."""
@@ -154,24 +159,30 @@ class Worker:
         only the failing step is retried later. Lost connections are not a step's fault: they
         go up to :meth:`run`, and the claimed jobs come back when their lease runs out.
         """
-        try:
-            with self.store.transaction():
-                self._run_batch(jobs)
-                self.faults.hit("before_commit")
-            return
-        except DBAPIError as exc:
-            self.account.runner.queue.clear()
-            if exc.connection_invalidated or len(jobs) == 1:
+        for tries_left in range(CONFLICT_RETRIES, -1, -1):
+            try:
+                with self.store.transaction():
+                    self._run_batch(jobs)
+                    self.faults.hit("before_commit")
+                return
+            except DBAPIError as exc:
+                self.account.runner.queue.clear()
                 if exc.connection_invalidated:
                     raise
-                self._record_failures([(jobs[0], f"{type(exc).__name__}: {exc}")])
-                return
-        except Exception as exc:  # a step failed: find which, one by one
-            self.account.runner.queue.clear()
-            if len(jobs) == 1:
-                log.exception("%s: job %s failed", self.name, jobs[0].id)
-                self._record_failures([(jobs[0], f"{type(exc).__name__}: {exc}")])
-                return
+                if is_conflict(exc) and tries_left:
+                    log.info("%s: deadlock victim, running the batch again", self.name)
+                    continue  # not the steps' fault: no attempt counted
+                if len(jobs) == 1:
+                    self._record_failures([(jobs[0], f"{type(exc).__name__}: {exc}")])
+                    return
+                break
+            except Exception as exc:  # a step failed: find which, one by one
+                self.account.runner.queue.clear()
+                if len(jobs) == 1:
+                    log.exception("%s: job %s failed", self.name, jobs[0].id)
+                    self._record_failures([(jobs[0], f"{type(exc).__name__}: {exc}")])
+                    return
+                break
         log.info("%s: a batch of %d failed; running it one by one", self.name, len(jobs))
         for n, job in enumerate(jobs):
             if self.stopping:
@@ -182,8 +193,10 @@ class Worker:
 
     def _run_batch(self, jobs: list[Job]) -> None:
         runner = self.account.runner
+        # Instances (and their objects) first, then the job rows: the order requests use
+        # (a request that cancels a timer holds its instance, then deletes the job).
+        self._prefetch(jobs)
         held = self.queue.hold(jobs, self.name)
-        self._prefetch([job for job in jobs if job.id in held])
         for n, job in enumerate(jobs):
             if self.stopping:  # SIGTERM: the step under way is done; give back the rest
                 self.queue.release(jobs[n:], self.name)

@@ -30,10 +30,12 @@ from flowlane.objects import (
 from flowlane.services import launch
 from flowlane.services.passwords import hash_passwords
 from flowlane.services.runner import Runner, TraceSink
-from flowlane.store.base import Store
+from flowlane.store.base import Store, is_conflict
 from flowlane.store.records import MessageRecord, TaskRecord
 
 ADMIN_ROLES = tuple(sorted(STAFF_ADMIN_ROLES))
+RETRIES_ON_CONFLICT = 3
+"""Times a request is run again when the database aborts it as a deadlock's victim."""
 STAFF_ROLES = ("owner", "admin", "manager", "employee")
 
 
@@ -56,16 +58,20 @@ class Account:
         request, a step that ran away) is a refusal too, with its message.
         """
         now = self.runner.now
-        try:
-            with self.store.transaction():
-                action()
-        except BaseException as exc:
-            # Nothing of a failed request may linger: not its queued steps, not its clock.
-            self.runner.queue.clear()
-            self.runner.now = now
-            if isinstance(exc, Refused) or not isinstance(exc, FlowlaneError):
-                raise
-            raise Refused(str(exc)) from exc
+        for tries_left in range(RETRIES_ON_CONFLICT, -1, -1):
+            try:
+                with self.store.transaction():
+                    action()
+                return
+            except BaseException as exc:
+                # Nothing of a failed request may linger: not its queued steps, not its clock.
+                self.runner.queue.clear()
+                self.runner.now = now
+                if tries_left and is_conflict(exc):
+                    continue  # the database chose this request as a deadlock's victim
+                if isinstance(exc, Refused) or not isinstance(exc, FlowlaneError):
+                    raise
+                raise Refused(str(exc)) from exc
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -110,7 +116,7 @@ class Account:
         before = self.store.definition(definition.key)
         deployed = self.store.deploy(definition)
         if before is None or deployed.version != before.version:
-            launch.schedule_periodic(self, deployed)  # (re)starts the chain of checks
+            launch.schedule_periodic(self, deployed)  # (re)starts or stops the checks
         return deployed
 
     def activate(self) -> None:
@@ -186,6 +192,12 @@ class Account:
             or cond.test(object_scope(overlay, oid, self.now.astimezone(self.store.tz)))
         ]
         self.store.prefetch(object_ids=matching, lock_objects=True)
+        if cond is not None:  # read again under lock: a change may have committed meanwhile
+            matching = [
+                oid
+                for oid in matching
+                if cond.test(object_scope(overlay, oid, self.now.astimezone(self.store.tz)))
+            ]
         for oid in matching:
             ids.append(self.runner.start_instance(process, oid, dict(clean)))
         self.runner.run()
@@ -276,8 +288,9 @@ class Account:
             raise Refused("; ".join(problems))
         for before, after in zip(states, planned, strict=True):
             self.store.put_instance(after)
-            for task in self.store.find_tasks(open_only=True, instance_ids={after.id}):
-                if task.block in mapping:
+            for listed in self.store.find_tasks(open_only=True, instance_ids={after.id}):
+                task = self.store.get_task(listed.id)  # locked (its instance already is)
+                if task is not None and task.block in mapping:
                     task.block = mapping[task.block]
                     self.store.put_task(task)
             self.runner.record(
@@ -432,7 +445,12 @@ class Account:
             raise Refused(f"{user_id} may not {what} task {task.id} ({task.title!r})")
 
     def _fresh(self, task: TaskRecord) -> TaskRecord:
-        """The task as stored now, locked for this request (the caller's copy may be old)."""
+        """The task as stored now, locked for this request (the caller's copy may be old).
+
+        Its instance is locked first: steps lock an instance, then its tasks, and every
+        request must take locks in the same order or two of them deadlock.
+        """
+        self.store.get_instance(task.instance_id)
         found = self.store.get_task(task.id)
         if found is None:
             raise NotFound(f"task {task.id} does not exist")
@@ -484,6 +502,8 @@ class Account:
         task = self._fresh(task)
         if task.workflow is None:
             raise Refused(f"task {task.id} has no status workflow")
+        if task.closed:
+            raise Refused(f"task {task.id} is {task.status} already")
         if by is None:
             raise Refused("a status change needs the person who makes it (by)")
         self.role_of(by)
@@ -560,6 +580,8 @@ class Account:
 
     def claim(self, task: TaskRecord, *, by: str) -> None:
         task = self._fresh(task)
+        if task.closed:
+            raise Refused(f"task {task.id} is {task.status} already")
         self._check_actor(task, by, "claim")
         if task.assignee not in (None, by):
             raise Refused(f"task {task.id} is already assigned to {task.assignee}")
@@ -592,13 +614,19 @@ class Account:
         if to is not None:
             self.role_of(to)
         count = 0
+
+        def chosen(task: TaskRecord) -> bool:
+            return (
+                not (from_given and task.assignee != from_)
+                and (status is None or task.status == status)
+                and not (status is None and task.closed)
+            )
+
         for listed in self.store.find_tasks(process=process):
+            if not chosen(listed):
+                continue
             task = self._fresh(listed)
-            if from_given and task.assignee != from_:
-                continue
-            if status is not None and task.status != status:
-                continue
-            if status is None and task.closed:
+            if not chosen(task):
                 continue
             task.assignee = to
             task.history.append({"at": self.now, "by": by, "what": "reassigned", "to": to})

@@ -100,12 +100,13 @@ def run_once(account: Account, definition: Definition) -> list[str]:
 
 def schedule_periodic(account: Account, definition: Definition) -> None:
     launch = definition.spec.launch
-    if launch is None or launch.on != "periodic" or not launch.every:
-        return
-    due = account.runner.now + parse_duration(launch.every)
-    # One chain per process: a new version restarts it rather than adding a second one.
+    # One chain per process: a new version restarts it rather than adding a second one,
+    # and a version that is no longer periodic stops it.
     timer_id = f"periodic:{definition.key}"
     account.store.cancel_timer(timer_id)
+    if not _periodic(definition) or launch is None or not launch.every:
+        return
+    due = account.runner.now + parse_duration(launch.every)
     account.store.add_timer(
         TimerRecord(
             timer_id,
@@ -118,12 +119,17 @@ def schedule_periodic(account: Account, definition: Definition) -> None:
     )
 
 
+def _periodic(definition: Definition) -> bool:
+    launch = definition.spec.launch
+    return launch is not None and launch.on == "periodic" and not definition.spec.draft
+
+
 def run_periodic(account: Account, timer: TimerRecord) -> None:
     """A periodic check: objects that newly match enter; then the next check is scheduled."""
     assert timer.process is not None
     definition = account.store.definition(timer.process)
-    if definition is None:
-        return
+    if definition is None or not _periodic(definition):
+        return  # the process is no longer launched periodically: the chain ends
     if is_approved(account, definition):
         previous = account.store.matched(definition.key)
         now_matching = set()

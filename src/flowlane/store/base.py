@@ -19,6 +19,15 @@ from flowlane.model.definition import Definition
 from flowlane.model.template import Template
 from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
 
+CONFLICT_SQLSTATES = ("40P01", "40001")
+"""Deadlock detected, serialization failure: the transaction may simply be run again."""
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether the database aborted a transaction only because of a concurrent one."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in CONFLICT_SQLSTATES
+
 
 class Store(World, Protocol):
     """Reads for the engine (:class:`World`) plus the writes of the use cases."""

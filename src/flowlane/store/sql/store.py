@@ -8,8 +8,9 @@ objects and tasks it read or wrote, and buffers the writes of steps (instance st
 objects, tasks, history, outbox, incidents, counters) to send them in a few ``executemany``
 statements: before a query that could read them, at the start of a nested transaction
 (savepoint) and before commit. A rolled-back savepoint drops the map and the buffer, so
-nothing of it survives in memory either. Timers (``jobs``) and subscriptions are written at
-once: other transactions claim and look them up.
+nothing of it survives in memory either. New timers (``jobs``) and subscriptions are written
+at once: other transactions claim and look them up; fired and cancelled timers are deleted in
+one statement at the next query of jobs or at the flush.
 
 **Locks.** Rows a step reads and then writes are locked on PostgreSQL when first read in the
 transaction (``SELECT … FOR UPDATE``: instances, tasks, objects being updated); SQLite runs
@@ -105,10 +106,11 @@ class _Tx:
     counters: dict[str, int] = field(default_factory=dict)
     no_timer_until: datetime | None = None
     watchers: dict[str, set[str]] = field(default_factory=dict)
+    """Who waits on an object, as far as this transaction looked it up."""
     gone_jobs: set[str] = field(default_factory=set)
     """Timer jobs this transaction cancelled or fired."""
     delete_jobs: set[str] = field(default_factory=set)
-    """Who waits on an object, as far as this transaction looked it up."""
+    """Of those, the ones whose rows are still to delete."""
     # ---- buffered writes ----
     dirty_counters: set[str] = field(default_factory=set)
     put_instances: dict[str, tuple[InstanceState, int]] = field(default_factory=dict)
@@ -936,18 +938,30 @@ class SqlStore:
             tx.no_timer_until = None
             self._delete_jobs(tx)
             tx.gone_jobs.discard(timer.id)
-            tx.conn.execute(
-                insert(t.jobs).values(
-                    id=timer.id,
-                    kind=timer.kind,
-                    instance_id=timer.instance_id,
-                    payload={"process": timer.process} if timer.process else {},
-                    due_at=timer.due_at,
-                    seq=seq,
-                    status="ready",
-                    attempts=0,
+            values = {
+                "id": timer.id,
+                "kind": timer.kind,
+                "instance_id": timer.instance_id,
+                "payload": {"process": timer.process} if timer.process else {},
+                "due_at": timer.due_at,
+                "seq": seq,
+                "status": "ready",
+                "locked_by": None,
+                "locked_until": None,
+                "attempts": 0,
+            }
+            stmt: Any = insert(t.jobs).values(values)
+            if timer.kind == "periodic":
+                # A process's one chain of checks has a fixed id; a deploy restarting it may
+                # meet a worker that has just scheduled the next check: the newer one wins.
+                stmt = (
+                    self._insert(t.jobs)
+                    .values(values)
+                    .on_conflict_do_update(
+                        index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"}
+                    )
                 )
-            )
+            tx.conn.execute(stmt)
 
     def cancel_timer(self, timer_id: str) -> None:
         with self._txn() as tx:
