@@ -49,7 +49,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from flowlane.core.errors import NotFound
 from flowlane.engine.context import ObjectRecord
-from flowlane.engine.state import InstanceState, decode_value, from_dict, to_dict
+from flowlane.engine.state import InstanceState, decode_value, encode_value, from_dict, to_dict
 from flowlane.expr import Expression
 from flowlane.model.definition import Definition
 from flowlane.model.process import ProcessFile
@@ -612,9 +612,13 @@ class SqlStore:
     def _share_lock(self, tx: _Tx, object_ids: tuple[str, ...]) -> bool:
         if not self.pg or not object_ids:
             return False
-        wanted = sorted(oid for oid in set(object_ids) if ("objects", oid) not in tx.locked)
+        wanted = sorted(
+            oid
+            for oid in set(object_ids)
+            if ("objects", oid) not in tx.locked and ("shared", oid) not in tx.locked
+        )
         if not wanted:
-            return False
+            return False  # held by this transaction already: no one changed them since
         self._flush()
         rows = tx.conn.execute(
             select(t.objects.c.id, t.objects.c.type, t.objects.c.data)
@@ -624,11 +628,12 @@ class SqlStore:
         ).all()
         stale = False
         for row in rows:
-            data = decode_value(row.data)
+            tx.locked.add(("shared", row.id))
             known = tx.objects.get(row.id)
-            if known is not None and known.data != data:
+            # Compared as stored (tuples are lists there), so that only a real change counts.
+            if known is not None and encode_value(known.data) != row.data:
                 stale = True
-            tx.objects[row.id] = ObjectRecord(row.id, row.type, data)
+            tx.objects[row.id] = ObjectRecord(row.id, row.type, decode_value(row.data))
         return stale
 
     def waiting_on(self, object_id: str) -> list[str]:
