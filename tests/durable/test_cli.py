@@ -99,3 +99,23 @@ def test_worker_processes_share_the_work(tmp_path: Path, pg_database: str) -> No
     )
     assert result.exit_code == 0, result.output
     assert _statuses(recipe, pg_database) == [("ended", "positive")] * 50
+
+
+def test_several_scenarios_on_one_new_database(tmp_path: Path) -> None:
+    """Only the first needs the database empty: the later ones clear the earlier's data."""
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    args = ["simulate", str(ORDERS), "-q", "--db", url]
+    for path in sorted((ORDERS / "scenarios").glob("*.yaml"))[:3]:
+        args += ["-s", str(path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok ") == 3
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/x", "bogus"])
+def test_an_unusable_database_url_is_an_error_line(tmp_path: Path, url: str) -> None:
+    for args in (["init", "--db", url], ["deploy", str(ORDERS), "--db", url]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1
+        assert result.output.startswith("error: ")
+        assert "unsupported database" in result.output or "not a database URL" in result.output

@@ -566,3 +566,49 @@ def test_loop_guard_names_only_the_cycle(run_scenario: RunScenario) -> None:
     assert_ok(result)
     incident = next(line for line in result.trace if line["event"] == "incident")
     assert "prelude" not in incident["details"]["message"]
+
+
+def test_a_counter_that_overflows_to_infinity_is_an_incident(run_scenario: RunScenario) -> None:
+    """No store can keep an infinite number (it is not JSON): the block stops with a reason."""
+    proc = """
+    key: big
+    name: overflow
+    object: order
+    counters: [n]
+    blocks:
+      start: {type: start, next: grow}
+      grow: {type: counter, counter: n, set: "=1e308 * 10", next: done}
+      done: {type: end, outcome: positive}
+    """
+    steps = """
+  - start: {process: big, object: o1}
+  - expect: {incident: {process: big, object: o1, contains: "not a finite number"}}
+"""
+    assert_ok(run_scenario({"big": proc}, scenario(steps)))
+
+
+def test_text_with_a_nul_character_and_over_long_ids_are_refused(
+    run_scenario: RunScenario,
+) -> None:
+    proc = """
+    key: noop
+    name: nothing
+    object: order
+    blocks:
+      start: {type: start, next: done}
+      done: {type: end, outcome: positive}
+    """
+    long_id = "x" * 101
+    steps = f"""
+  - create: {{type: user, id: bob, data: {{name: "Bo\\0b"}}}}
+  - expect: {{refused: "NUL characters"}}
+  - create: {{type: user, id: {long_id}, data: {{name: Long}}}}
+  - expect: {{refused: "1 to 100 characters"}}
+  - dictionary: {{key: cancel_reasons, add: "{"r" * 201}"}}
+  - expect: {{refused: "at most 200 characters"}}
+"""
+    objects = """
+    dictionaries:
+      cancel_reasons: [changed mind]
+    """
+    assert_ok(run_scenario({"noop": proc}, scenario(steps), objects=objects))

@@ -855,3 +855,11 @@ def test_nested_rollback_undoes_deploy(store: Store, recipe: Recipe) -> None:
         assert store.definition("new-order").version == 1  # type: ignore[union-attr]
     with pytest.raises((NotFound, KeyError, IndexError)):
         store.version("new-order", 2)
+
+
+def test_user_selector_names_only_users(store: Store) -> None:
+    store.put_object(ObjectRecord("order-1", "order", {"number": "A-1"}), AT)
+    store.put_object(ObjectRecord("anna", "user", {"name": "Anna"}), AT)
+    assert store.users("user:order-1") == []
+    assert store.users("user:anna") == ["anna"]
+    assert store.users("user:nobody") == []

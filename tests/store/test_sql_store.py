@@ -155,3 +155,26 @@ def test_id_blocks_let_concurrent_transactions_take_ids_without_waiting(
         assert first.new_instance_id() == "i5"  # i4 is skipped, not reused
     finally:
         first.close()
+
+
+def test_a_value_postgresql_refuses_is_a_refusal_not_a_crash(pg_database: str) -> None:
+    """Validation keeps NUL characters out of objects; a value that gets past it anyway is
+    refused by the database, reported as a refusal, and the request changes nothing."""
+    from sqlalchemy.exc import DBAPIError
+
+    from flowlane.core.errors import Refused
+    from flowlane.services.account import Account
+
+    store = _open(pg_database)
+    try:
+        with pytest.raises(DBAPIError) as raw, store.transaction():
+            store.put_object(ObjectRecord("u9", "user", {"name": "a\x00b"}), AT)
+        assert raw.value.orig is not None  # the driver's error, as SQLAlchemy raises it
+        account = Account(store, AT)
+        with pytest.raises(Refused, match="the database refused a value"):
+            account.attempt(
+                lambda: store.put_object(ObjectRecord("u9", "user", {"name": "a\x00b"}), AT)
+            )
+        assert store.get_object("u9") is None
+    finally:
+        store.close()

@@ -89,10 +89,10 @@ def worker_command(
         argv += ["--backoff", str(backoff)] + (["--until-idle"] if until_idle else [])
         argv += ["--db", db] if db else []
         raise typer.Exit(run_workers(workers, argv))
-    logging.basicConfig(
-        level=os.environ.get("FLOWLANE_LOG", "WARNING"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    level = os.environ.get("FLOWLANE_LOG", "WARNING").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise _fail(ValueError(f"FLOWLANE_LOG: {level!r} is not DEBUG, INFO, WARNING or ERROR"))
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = WorkerSettings(
         batch=batch, lease_s=lease, poll_s=poll, max_attempts=max_attempts, backoff_s=backoff
     )

@@ -22,7 +22,11 @@ def init_command(
     ),
 ) -> None:
     """Create the database, or upgrade it to the newest schema (safe to run again)."""
-    engine = make_engine(db)
+    try:
+        engine = make_engine(db)
+    except DatabaseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     try:
         revision = upgrade(engine)
     except DatabaseError as exc:

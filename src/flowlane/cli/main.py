@@ -65,9 +65,13 @@ def simulate_command(
             out.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
 
     worst = 0
+    worst_or_later = False
     for path in scenario:
         try:
-            database = Database(db, reset=reset) if db else None
+            # The first scenario needs an empty database (or --reset); the later ones find
+            # the previous scenario's data there, which is theirs to delete.
+            database = Database(db, reset=reset or worst_or_later) if db else None
+            worst_or_later = True
             result = simulate(recipe, path, roundtrip=roundtrip, sink=sink, db=database)
         except InvalidInput as exc:
             console.print("invalid input", style="red")

@@ -7,6 +7,7 @@ fails (an :class:`Incident`) has changed nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -307,6 +308,8 @@ def _counter(step: Step, block: m.CounterBlock, token: Token) -> object:
         value = (step.state.counters.get(name) or 0) + delta
     if not _is_number(value):
         raise Incident(f"counter {name}: {value!r} is not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Incident(f"counter {name}: {value!r} is not a finite number")
     step.state.counters[name] = value
     step.log(token.block, "counter", counter=name, value=value)
     step.move(token, block.next)

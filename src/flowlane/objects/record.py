@@ -61,6 +61,8 @@ def _is_real(value: Any) -> bool:
 
 def _text(spec: FieldSpec, value: Any, ctx: _Ctx) -> str:
     if isinstance(value, str):
+        if "\x00" in value:  # no database stores it in text, and no person types it
+            raise _Bad("text must not contain NUL characters")
         return value
     if _is_real(value):
         return str(value)

@@ -115,9 +115,13 @@ def build_account(
         except FlowlaneError as exc:
             raise InvalidInput([Diagnostic("--db", "", str(exc))]) from exc
     account = Account(store, now, sink=sink)
-    with store.transaction():
-        for key in sorted(recipe.processes):
-            account.deploy(Definition.build(recipe.processes[key], source=recipe.sources[key]))
+    try:
+        with store.transaction():
+            for key in sorted(recipe.processes):
+                account.deploy(Definition.build(recipe.processes[key], source=recipe.sources[key]))
+    except BaseException:
+        store.close()
+        raise
     return account
 
 

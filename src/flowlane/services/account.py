@@ -30,10 +30,14 @@ from flowlane.objects import (
 from flowlane.services import launch
 from flowlane.services.passwords import hash_passwords
 from flowlane.services.runner import Runner, TraceSink
-from flowlane.store.base import Store, is_conflict
+from flowlane.store.base import Store, is_bad_value, is_conflict
 from flowlane.store.records import MessageRecord, TaskRecord
 
 ADMIN_ROLES = tuple(sorted(STAFF_ADMIN_ROLES))
+MAX_ID = 100
+"""Longest object id (the stores' id columns)."""
+MAX_NAME = 200
+"""Longest dictionary value, key or name."""
 RETRIES_ON_CONFLICT = 3
 """Times a request is run again when the database aborts it as a deadlock's victim."""
 STAFF_ROLES = ("owner", "admin", "manager", "employee")
@@ -69,6 +73,8 @@ class Account:
                 self.runner.now = now
                 if tries_left and is_conflict(exc):
                     continue  # the database chose this request as a deadlock's victim
+                if is_bad_value(exc):
+                    raise Refused(f"the database refused a value: {exc.__cause__ or exc}") from exc
                 if isinstance(exc, Refused) or not isinstance(exc, FlowlaneError):
                     raise
                 raise Refused(str(exc)) from exc
@@ -337,6 +343,8 @@ class Account:
         if otype is None:
             raise Refused(f"object type {type_key!r} does not exist")
         oid = object_id or self.new_object_id(type_key)
+        if len(oid) > MAX_ID or not oid.strip():
+            raise Refused(f"object id {oid[:40]!r}: 1 to {MAX_ID} characters")
         if self.store.get_object(oid) is not None:
             raise Refused(f"object {oid!r} exists already")
         clean = self._validate(type_key, data, partial=False, current_stage=None)
@@ -385,6 +393,8 @@ class Account:
     def add_dictionary_value(self, key: str, value: str) -> None:
         if key not in self.store.schema.dictionaries:
             raise Refused(f"dictionary {key!r} does not exist")
+        if len(value) > MAX_NAME:
+            raise Refused(f"dictionary {key}: a value has at most {MAX_NAME} characters")
         try:
             self.store.add_dictionary_value(key, value, self.now)
         except FlowlaneError as exc:

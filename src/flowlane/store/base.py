@@ -23,10 +23,19 @@ CONFLICT_SQLSTATES = ("40P01", "40001")
 """Deadlock detected, serialization failure: the transaction may simply be run again."""
 
 
+def _sqlstate(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(getattr(orig, "sqlstate", None) or getattr(exc, "sqlstate", None) or "")
+
+
 def is_conflict(exc: BaseException) -> bool:
     """Whether the database aborted a transaction only because of a concurrent one."""
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) in CONFLICT_SQLSTATES
+    return _sqlstate(exc) in CONFLICT_SQLSTATES
+
+
+def is_bad_value(exc: BaseException) -> bool:
+    """Whether the database refused a value (SQLSTATE class 22, data exception)."""
+    return _sqlstate(exc).startswith("22")
 
 
 class Store(World, Protocol):

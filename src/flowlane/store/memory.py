@@ -64,7 +64,8 @@ class MemoryStore:
     def users(self, selector: str) -> list[str]:
         kind, _, value = selector.partition(":")
         if kind == "user":
-            return [value] if value in self.objects else []
+            rec = self.objects.get(value)
+            return [value] if rec is not None and rec.type == "user" else []
         out = []
         for oid, rec in self.objects.items():
             if rec.type != "user":

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import JSON, Connection, Table
+from sqlalchemy.exc import DBAPIError
 
 from flowlane.engine.state import encode_value
 from flowlane.store.sql.tables import Timestamp
@@ -33,7 +34,7 @@ def _sqlite_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} given to a timestamp column")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _pg_time(value: datetime | None) -> datetime | None:
@@ -50,7 +51,8 @@ def _tag(value: Any) -> Any:
     return encoded
 
 
-_ENCODER = json.JSONEncoder(default=_tag, separators=(",", ":"))
+# No NaN or Infinity: they are not JSON, and PostgreSQL refuses them (SQLite would store them).
+_ENCODER = json.JSONEncoder(default=_tag, separators=(",", ":"), allow_nan=False)
 
 
 def _json(value: Any) -> str | None:
@@ -125,8 +127,20 @@ class BulkWriter:
                 # every long statement again for %s placeholders (it caches short ones only).
                 driver = conn.connection.driver_connection
                 assert isinstance(driver, psycopg.Connection)
-                with psycopg.RawCursor(driver) as cursor:
-                    cursor.execute(sql, params)
+                try:
+                    with psycopg.RawCursor(driver) as cursor:
+                        cursor.execute(sql, params)
+                except psycopg.Error as exc:
+                    # As SQLAlchemy's own statements raise it: callers look at DBAPIError
+                    # (deadlock victims are run again, lost connections reconnect).
+                    raise DBAPIError.instance(
+                        sql,
+                        None,
+                        exc,
+                        psycopg.Error,
+                        hide_parameters=True,
+                        connection_invalidated=driver.broken,
+                    ) from exc
             else:
                 conn.exec_driver_sql(sql, tuple(params))
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
+
+from flowlane.core.errors import FlowlaneError
 
 DEFAULT_URL = "sqlite:///flowlane.db"
 """The embedded default: ``flowlane.db`` in the current directory."""
@@ -18,6 +21,13 @@ DEFAULT_URL = "sqlite:///flowlane.db"
 # SQLite's default busy timeout in Python's sqlite3 is 5 s too; set it explicitly because
 # other drivers and the sqlite3 shell default to 0 (fail at once).
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class DatabaseError(FlowlaneError):
+    """The database cannot be reached or used, or a migration failed; nothing was changed."""
+
+    code = "database"
+    retryable = True
 
 
 def normalize_url(url: str | None) -> str:
@@ -47,6 +57,15 @@ def display_url(url: str | None) -> str:
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (default :data:`DEFAULT_URL`). The caller disposes of it."""
     url = normalize_url(url)
+    try:
+        scheme = make_url(url).get_backend_name()
+    except ArgumentError as exc:
+        raise DatabaseError(f"not a database URL: {url!r} ({exc})") from exc
+    if scheme not in ("sqlite", "postgresql"):
+        raise DatabaseError(
+            f"unsupported database {scheme!r}: use sqlite:///path.db or "
+            "postgresql://user@host/dbname"
+        )
     # A PostgreSQL server that restarted leaves dead connections in the pool: test each one
     # before use (one round trip) so that workers reconnect instead of failing a batch.
     engine = create_engine(url, pool_pre_ping=url.startswith("postgresql"))

@@ -14,20 +14,15 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from flowlane.core.errors import FlowlaneError
+from flowlane.store.sql.engine import DatabaseError
+
+__all__ = ["DatabaseError", "alembic_config", "current", "upgrade"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 # Any constant works; it keeps concurrent upgrades on one PostgreSQL database in line
 # (several workers may start at once). SQLite serializes them with BEGIN IMMEDIATE.
 _PG_UPGRADE_LOCK = 0x666C6F776C616E65  # "flowlane"
-
-
-class DatabaseError(FlowlaneError):
-    """The database cannot be reached, or a migration failed; nothing was changed."""
-
-    code = "database"
-    retryable = True
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
