@@ -72,7 +72,6 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
@@ -80,6 +79,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, text
 
 import flows
+import report
 from flowlane.runtime.durable import deploy, load_valid_recipe, open_durable
 from flowlane.runtime.worker import Worker, WorkerSettings
 from flowlane.services.account import Account
@@ -714,25 +714,7 @@ def timer_rows(big: TimerRun, small: TimerRun | None) -> list[Row]:
 def print_table(rows: list[Row]) -> None:
     head = Row("workload", "backend", "workers", "rate / value", "goal", "met?")
     table = [(r.workload, r.backend, r.workers, r.value, r.goal, r.met) for r in [head, *rows]]
-    widths = [max(len(row[j]) for row in table) for j in range(len(table[0]))]
-    for i, cells in enumerate(table):
-        print(
-            "| "
-            + " | ".join(
-                c.ljust(w) if j < 2 else c.rjust(w)
-                for j, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-            + " |"
-        )
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-
-
-def version_of(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    report.print_table(table, left=2)
 
 
 def postgres_info() -> tuple[str | None, str]:
@@ -835,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL rows skipped: {reason}")
             backends.remove("postgresql")
     print(
-        f"flowlane {version_of('flowlane')} durable; Python {platform.python_version()} on "
+        f"flowlane {report.version_of('flowlane')} durable; Python {platform.python_version()} on "
         f"{platform.machine()}, {os.cpu_count()} CPUs; SQLite {sqlite3.sqlite_version}"
         + (f"; {pg_line}" if pg_line else "")
         + (" (quick)" if s.quick else ""),

@@ -33,10 +33,10 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
 import flows
+import report
 from flowlane.engine.context import Ctx, ObjectRecord
 from flowlane.engine.events import InstanceStarted, OpenTask, TaskAnswered, UpdateObject
 from flowlane.engine.interpreter import decide
@@ -376,25 +376,7 @@ def rate_row(name: str, mine: Rate, peer: Rate | None) -> Row:
 def print_table(rows: list[Row]) -> None:
     head = Row("workload", "flowlane", "SpiffWorkflow", "ratio", "goal", "met?")
     table = [(r.workload, r.flowlane, r.spiff, r.ratio, r.goal, r.met) for r in [head, *rows]]
-    widths = [max(len(row[j]) for row in table) for j in range(len(table[0]))]
-    for i, cells in enumerate(table):
-        print(
-            "| "
-            + " | ".join(
-                c.ljust(w) if j == 0 else c.rjust(w)
-                for j, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-            + " |"
-        )
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-
-
-def version_of(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    report.print_table(table, left=1)
 
 
 def run(quick: bool) -> list[Row]:
@@ -510,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cpus = os.cpu_count()
     print(
-        f"flowlane {version_of('flowlane')} vs SpiffWorkflow {version_of('SpiffWorkflow')}; "
+        f"flowlane {report.version_of('flowlane')} vs "
+        f"SpiffWorkflow {report.version_of('SpiffWorkflow')}; "
         f"Python {platform.python_version()} on {platform.machine()}, {cpus} CPUs"
         + (" (quick)" if args.quick else ""),
         flush=True,

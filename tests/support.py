@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from flowlane.runtime.simulate import SimResult
+from flowlane.services.account import Account
+from flowlane.store.base import Store
 
 RunScenario = Callable[..., SimResult]
 
@@ -47,3 +50,21 @@ def scenario(steps: str, name: str = "t") -> str:
 
 def assert_ok(result: SimResult) -> None:
     assert result.ok, result.message
+
+
+def start_users(store: Store, count: int, now: datetime, process: str = "drip") -> list[str]:
+    """Users ``u0…`` (name ``U<i>``, email ``u<i>@example.com``), each with an instance of
+    ``process`` started at ``now``, in one transaction; the instance ids in order."""
+    account = Account(store, now)
+    ids = []
+    with store.transaction():
+        for i in range(count):
+            uid = f"u{i}"
+            account.create_object(
+                "user",
+                {"name": f"U{i}", "email": f"u{i}@example.com"},
+                object_id=uid,
+                launches=False,
+            )
+            ids.append(account.start(process, uid))
+    return ids

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.support import write_recipe
 from typer.testing import CliRunner
 
 from flowlane.cli.main import app
@@ -26,11 +27,7 @@ blocks:
 
 
 def _recipe(root: Path, process: str = NAP) -> Path:
-    (root / "processes").mkdir(parents=True)
-    (root / "templates").mkdir()
-    (root / "recipe.yaml").write_text("key: nap\nname: naps\n")
-    (root / "processes" / "nap.yaml").write_text(process)
-    return root
+    return write_recipe(root, {"nap": process})
 
 
 def test_simulate_on_a_database_needs_it_empty_or_reset(tmp_path: Path) -> None:

@@ -27,9 +27,9 @@ import pytest
 from sqlalchemy import func, select
 from tests.pg import ThrowawayCluster, fresh_database
 from tests.smtp_sink import SmtpSink
+from tests.support import start_users, write_recipe
 
 from flowlane.runtime.durable import deploy, load_valid_recipe, open_durable
-from flowlane.services.account import Account
 from flowlane.store.sql import JobQueue, SqlStore
 from flowlane.store.sql import tables as t
 
@@ -55,12 +55,7 @@ WORKER_ARGS = ["--lease", "1", "--poll", "0.05", "--batch", "50", "--backoff", "
 
 @pytest.fixture
 def recipe(tmp_path: Path) -> Path:
-    root = tmp_path / "recipe"
-    (root / "processes").mkdir(parents=True)
-    (root / "templates").mkdir()
-    (root / "recipe.yaml").write_text("key: drip\nname: drip test\n")
-    (root / "processes" / "drip.yaml").write_text(DRIP)
-    return root
+    return write_recipe(tmp_path / "recipe", {"drip": DRIP})
 
 
 @dataclass
@@ -94,17 +89,7 @@ def _setup(recipe: Path, url: str, count: int) -> None:
     store = open_durable(loaded, url)
     try:
         deploy(loaded, store)
-        account = Account(store, datetime.now(UTC))
-        with store.transaction():
-            for i in range(count):
-                uid = f"u{i}"
-                account.create_object(
-                    "user",
-                    {"name": f"U{i}", "email": f"u{i}@example.com"},
-                    object_id=uid,
-                    launches=False,
-                )
-                account.start("drip", uid)
+        start_users(store, count, datetime.now(UTC))
     finally:
         store.close()
 

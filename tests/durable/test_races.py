@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from tests.smtp_sink import SmtpSink
+from tests.support import write_recipe
 
 from flowlane.core.errors import Refused
 from flowlane.model.recipe import Recipe
@@ -91,12 +92,7 @@ blocks:
 
 
 def _recipe(root: Path, processes: dict[str, str]) -> Recipe:
-    (root / "processes").mkdir(parents=True)
-    (root / "templates").mkdir()
-    (root / "recipe.yaml").write_text("key: races\nname: races\n")
-    for key, text in processes.items():
-        (root / "processes" / f"{key}.yaml").write_text(text)
-    return load_valid_recipe(root)
+    return load_valid_recipe(write_recipe(root, processes))
 
 
 @pytest.fixture

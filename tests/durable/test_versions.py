@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.support import write_recipe
 from typer.testing import CliRunner
 
 from flowlane.cli.main import app
@@ -37,11 +38,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def _recipe(root: Path, text: str) -> Path:
-    (root / "processes").mkdir(parents=True, exist_ok=True)
-    (root / "templates").mkdir(exist_ok=True)
-    (root / "recipe.yaml").write_text("key: r\nname: reminders\n")
-    (root / "processes" / "remind.yaml").write_text(text)
-    return root
+    return write_recipe(root, {"remind": text})
 
 
 def _versions(recipe: Path, url: str) -> dict[str, int]:

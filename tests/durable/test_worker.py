@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from tests import support
 from tests.smtp_sink import SmtpSink
+from tests.support import write_recipe
 from typer.testing import CliRunner
 
 from flowlane.cli.main import app
@@ -89,12 +91,7 @@ class OnPoint(Faults):
 
 @pytest.fixture
 def recipe(tmp_path: Path) -> Recipe:
-    root = tmp_path / "recipe"
-    (root / "processes").mkdir(parents=True)
-    (root / "templates").mkdir()
-    (root / "recipe.yaml").write_text("key: drip\nname: drip test\n")
-    (root / "processes" / "drip.yaml").write_text(DRIP)
-    return load_valid_recipe(root)
+    return load_valid_recipe(write_recipe(tmp_path / "recipe", {"drip": DRIP}))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -152,19 +149,7 @@ def workers(store: SqlStore, clock: Clock) -> Iterator[Callable[..., Worker]]:
 
 def start_users(store: SqlStore, count: int) -> list[str]:
     """Users u0… with an instance of drip each, started at T0; the instance ids in order."""
-    account = Account(store, T0)
-    ids = []
-    with store.transaction():
-        for i in range(count):
-            uid = f"u{i}"
-            account.create_object(
-                "user",
-                {"name": f"U{i}", "email": f"u{i}@example.com"},
-                object_id=uid,
-                launches=False,
-            )
-            ids.append(account.start("drip", uid))
-    return ids
+    return support.start_users(store, count, T0)
 
 
 def drain(worker: Worker) -> int:

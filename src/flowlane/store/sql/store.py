@@ -204,12 +204,9 @@ class SqlStore:
 
     @contextmanager
     def _use(self) -> Iterator[Connection]:
-        if self._tx is not None:
-            yield self._tx.conn
-            return
-        with self.transaction():
-            assert self._tx is not None
-            yield self._tx.conn
+        """The open transaction's connection (one is opened for the call if none is)."""
+        with self._txn() as tx:
+            yield tx.conn
 
     def _txn(self) -> AbstractContextManager[_Tx]:
         """The open transaction's state (one is opened for the call if none is).
