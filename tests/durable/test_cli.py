@@ -116,3 +116,13 @@ def test_an_unusable_database_url_is_an_error_line(tmp_path: Path, url: str) -> 
         assert result.exit_code == 1
         assert result.output.startswith("error: ")
         assert "unsupported database" in result.output or "not a database URL" in result.output
+
+
+def test_a_bad_log_level_is_an_error_line(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path / "recipe")
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    result = CliRunner(env={"FLOWLANE_LOG": "loud"}).invoke(
+        app, ["worker", str(recipe), "--db", url, "--until-idle"]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: FLOWLANE_LOG: 'LOUD'")
