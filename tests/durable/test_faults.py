@@ -185,6 +185,11 @@ def test_random_kills_lose_nothing_and_do_nothing_twice(recipe: Path, db_url: st
         run = Run(recipe, db_url, sink, count)
         procs = [run.worker(f"w{i}") for i in range(workers)]
         try:
+            # Kill only once work is under way: a worker takes a second or two to start on a
+            # busy machine, and kills before that would test nothing.
+            deadline = time.monotonic() + 60
+            while not sink.messages and time.monotonic() < deadline:
+                time.sleep(0.05)
             for round_ in range(6):
                 time.sleep(rng.uniform(0.3, 1.2))
                 victim = rng.randrange(workers)

@@ -6,6 +6,7 @@ import ast
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -534,7 +535,21 @@ def test_evaluate_convenience() -> None:
 
 def test_function_table_matches_the_spec() -> None:
     expected = "len min max abs round lower upper today days hours minutes date str int float bool"
-    assert set(FUNCTIONS) == set(expected.split())
+    # ``datetime`` is ours: ISO text read in the account's zone (structured filters use it).
+    assert set(FUNCTIONS) == {*expected.split(), "datetime"}
+
+
+def test_datetime_reads_iso_text_in_the_zone_of_now() -> None:
+    now = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Europe/Moscow"))
+    got = evaluate("datetime('2026-03-02T09:30')", {"now": now})
+    assert got == datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Europe/Moscow"))
+    assert evaluate("datetime('2026-03-02T06:30Z') < now", {"now": now}) is True
+    assert evaluate("datetime('2026-03-02')", {"now": now}) == datetime(
+        2026, 3, 2, tzinfo=ZoneInfo("Europe/Moscow")
+    )
+    assert evaluate("datetime('not a date')", {"now": now}) is None
+    assert evaluate("datetime('2026-03-02T09:30')", {}) is None  # no zone to read it in
+    assert evaluate("datetime(now)", {"now": now}) == now
 
 
 def test_function_names_can_also_be_scope_names() -> None:

@@ -116,30 +116,31 @@ def test_stage_launch_guard_sends_the_object_back(run_scenario: RunScenario) -> 
     key: guard
     name: readiness guard
     object: event
-    launch: {on: stage, stage: registration}
+    launch: {on: stage, stage: registration, repeat: true}
     blocks:
       start: {type: start, next: ready}
       ready:
         type: condition
         branches: [{if: "object.kind != 'offline' or object.address", next: null}]
         else: back
-      back: {type: operation, stage: preparation}
+      back: {type: operation, stage: preparation, reason: "an offline event needs an address"}
     """
     steps = """
   - create: {type: event, id: e1, data: {kind: offline, responsible: boris}}
   - expect: {open_tasks: [{block: offline, object: e1, assignee: boris}]}
   - stage: {object: e1, to: registration, by: boris}
   - expect:
+      refused: an offline event needs an address
       object: {id: e1, fields: {stage: preparation}}
       tasks_created: {block: offline, count: 1}
   - update: {object: e1, set: {address: Main st 1}}
   - stage: {object: e1, to: registration, by: boris}
-  - expect: {object: {id: e1, fields: {stage: registration}}}
+  - expect: {refused: false, object: {id: e1, fields: {stage: registration}}}
   - stage: {object: e1, to: nowhere, by: boris}
-  - expect: {refused: nowhere}
+  - expect: {refused: "event e1: unknown stage 'nowhere'"}
   - stage: {object: e1, to: held, by: boris}
   - stage: {object: e1, to: registration, by: boris}
-  - expect: {refused: final, object: {id: e1, fields: {stage: held}}}
+  - expect: {refused: "stage 'held' is final", object: {id: e1, fields: {stage: held}}}
   - create: {type: event, id: e2, data: {kind: hybrid, responsible: boris}}
   - expect: {refused: hybrid}
   - dictionary: {key: event_type, add: hybrid}
@@ -171,6 +172,9 @@ def test_approval_restart_reassign_and_cancel(run_scenario: RunScenario) -> None
   - expect: {open_tasks: [{block: q, object: o3, assignee: boris}]}
   - restart: {process: take, by: olga}
   - expect: {open_tasks: [], tasks_created: {block: q, count: 1}}
+  - start: {process: take, object: o3, by: olga}
+  - expect: {refused: stopped, open_tasks: []}
+  - activate: {process: take, by: olga}
   - start: {process: take, object: o3, by: olga}
   - expect: {open_tasks: [{block: q, object: o3}]}
   - cancel: {process: take, object: o3, by: olga}

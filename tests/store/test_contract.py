@@ -24,9 +24,16 @@ from flowlane.engine.context import ObjectRecord
 from flowlane.engine.state import InstanceState, Token
 from flowlane.model.definition import Definition
 from flowlane.model.recipe import Recipe, load_recipe
+from flowlane.objects import FieldSpec, ObjectType
 from flowlane.store.base import Store
 from flowlane.store.memory import MemoryStore
-from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
+from flowlane.store.records import (
+    IncidentRecord,
+    MessageRecord,
+    ProcessStatus,
+    TaskRecord,
+    TimerRecord,
+)
 from flowlane.store.sql import open_store
 
 TZ = ZoneInfo("Europe/Moscow")
@@ -339,6 +346,31 @@ def test_entered_matched_approved(store: Store) -> None:
     assert not store.is_approved("reach-by-phone")
 
 
+def test_process_status_and_revoked_approval(store: Store) -> None:
+    assert store.process_status("new-order") is None
+    store.put_process_status(ProcessStatus("new-order", "active", AT))
+    assert store.process_status("new-order") == ProcessStatus("new-order", "active", AT, None)
+    later = AT + timedelta(hours=1)
+    stopped = ProcessStatus("new-order", "stopped", AT, later)
+    store.put_process_status(stopped)
+    found = store.process_status("new-order")
+    assert found == stopped and found is not stopped
+    assert found is not None and not found.active
+    found.status = "active"  # a copy: changing it changes nothing stored
+    assert store.process_status("new-order") == stopped
+    assert store.process_status("reach-by-phone") is None
+    with store.transaction():
+        assert store.process_status("new-order") == stopped  # read again inside
+    store.approve("new-order", "user-1", AT)
+    store.approve("reach-by-phone", "user-1", AT)
+    store.revoke_approval("new-order")
+    store.revoke_approval("new-order")  # twice is fine
+    assert not store.is_approved("new-order")
+    assert store.is_approved("reach-by-phone")
+    store.approve("new-order", "user-1", later)
+    assert store.is_approved("new-order")
+
+
 # ---- objects --------------------------------------------------------------------------------
 
 
@@ -419,6 +451,72 @@ def test_add_dictionary_value(store: Store) -> None:
     # the store forgot it too: adding it again works and adds it once
     store.add_dictionary_value(DICTIONARY, "rolled_back", AT)
     assert store.schema.dictionaries[DICTIONARY].count("rolled_back") == 1
+
+
+# ---- object types -----------------------------------------------------------------------------
+
+
+def _room(*fields: FieldSpec) -> ObjectType:
+    return ObjectType("room", "Room", {f.name: f for f in fields}, stages=("free", "busy"))
+
+
+def test_object_types_dictionaries_and_groups(store: Store) -> None:
+    room = _room(FieldSpec("size", "integer", default=2), FieldSpec("at", "date"))
+    store.put_object_type(room, AT)
+    assert store.schema.types["room"] == room
+    wider = _room(FieldSpec("size", "number"))
+    store.put_object_type(wider, AT)
+    assert store.schema.types["room"] == wider
+    store.put_dictionary("sizes", ["s", "m"], AT)
+    store.put_dictionary("sizes", ["m", "l"], AT)  # adds what is new, in order
+    assert store.schema.dictionaries["sizes"] == ["s", "m", "l"]
+    groups = store.schema.groups
+    store.add_group("vip", AT)
+    store.add_group("vip", AT)
+    assert store.schema.groups == (*groups, "vip")
+
+    with pytest.raises(Boom), store.transaction():
+        store.put_object_type(room, AT)
+        store.put_object_type(ObjectType("desk", "Desk"), AT)
+        store.put_dictionary("sizes", ["xl"], AT)
+        store.put_dictionary("colours", ["red"], AT)
+        store.add_group("rolled_back", AT)
+        raise Boom
+    assert store.schema.types["room"] == wider
+    assert "desk" not in store.schema.types
+    assert store.schema.dictionaries["sizes"] == ["s", "m", "l"]
+    assert "colours" not in store.schema.dictionaries
+    assert store.schema.groups == (*groups, "vip")
+
+
+def test_object_pages_and_rewrite(store: Store) -> None:
+    for n in range(5):
+        store.put_object(ObjectRecord(f"room-{n}", "room", {"size": str(n)}), AT)
+    store.put_object(ObjectRecord("order-1", "order", {"number": "A-1"}), AT)
+    with store.transaction():
+        pages = list(store.object_pages("room", 2))
+        assert [[r.id for r in page] for page in pages] == [
+            ["room-0", "room-1"],
+            ["room-2", "room-3"],
+            ["room-4"],
+        ]
+        assert pages[0][1].data == {"size": "1"}
+        pages[0][1].data["size"] = "changed"  # a copy: the store keeps its own
+        assert store.get_object("room-1").data == {"size": "1"}  # type: ignore[union-attr]
+        store.rewrite_objects(
+            [
+                ObjectRecord(r.id, r.type, {"size": int(r.data["size"]), "on": date(2024, 5, 1)})
+                for r in pages[1]
+            ],
+            AT,
+        )
+        assert store.get_object("room-2").data == {"size": 2, "on": date(2024, 5, 1)}  # type: ignore[union-attr]
+    with pytest.raises(Boom), store.transaction():
+        store.rewrite_objects([ObjectRecord("room-0", "room", {"size": 0})], AT)
+        raise Boom
+    assert store.get_object("room-0").data == {"size": "0"}  # type: ignore[union-attr]
+    assert store.get_object("room-3").data == {"size": 3, "on": date(2024, 5, 1)}  # type: ignore[union-attr]
+    assert list(store.object_pages("desk")) == []
 
 
 # ---- tasks ----------------------------------------------------------------------------------
@@ -702,6 +800,7 @@ def _snapshot(store: Store) -> dict[str, Any]:
         ],
         "matched": store.matched("new-order"),
         "approved": store.is_approved("new-order"),
+        "status": store.process_status("new-order"),
         "created": store.tasks_created(),
         "open_tasks": store.open_task_count("user-1"),
         "dictionary": list(store.schema.dictionaries[DICTIONARY]),
@@ -733,6 +832,7 @@ def _change_everything(store: Store) -> None:
     store.forget_entered("new-order")
     store.set_matched("new-order", {"order-2"})
     store.approve("new-order", "user-1", AT)
+    store.put_process_status(ProcessStatus("new-order", "stopped", None, AT))
     store.count_task_created("new-order", "ask", "order-1")
     store.count_task_created("reach-by-phone", "call", None)
     store.add_dictionary_value(DICTIONARY, "rolled_back", AT)

@@ -22,7 +22,7 @@ from flowlane.store.sql.engine import display_url, make_engine, normalize_url
 from flowlane.store.sql.migrate import DatabaseError, current, upgrade
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-HEAD = "0002"
+HEAD = "0003"
 EXPECTED_TABLES = {
     "matched",
     "sequences",
@@ -37,7 +37,11 @@ EXPECTED_TABLES = {
     "incidents",
     "entered",
     "approvals",
+    "process_status",
     "dictionary_values",
+    "object_types",
+    "object_dictionaries",
+    "account_groups",
     "task_counts",
 }
 
@@ -209,3 +213,46 @@ def test_init_command_hides_the_password_and_fails_cleanly() -> None:
     assert result.exit_code == 1
     assert "error: cannot upgrade the database" in result.output
     assert "secret" not in result.output
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_0003_stores_object_datetimes_as_utc_text(
+    kind: str, sqlite_url: str, request: pytest.FixtureRequest
+) -> None:
+    """Objects written before 0003 kept their offsets; the upgrade rewrites them to UTC text
+    (what segments compare), leaving every other value as it was."""
+    from alembic import command
+
+    from flowlane.store.sql.migrate import alembic_config
+
+    url = sqlite_url if kind == "sqlite" else request.getfixturevalue("pg_database")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as c:
+            command.upgrade(alembic_config(c), "0002")
+        at = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+        old = {
+            "start": {"$dt": "2026-03-02T13:00:00+03:00"},
+            "day": {"$d": "2026-03-02"},
+            "log": [{"$dt": "2026-03-02T10:00:00.5+00:00"}],
+            "name": "$dt in a text",
+        }
+        with engine.begin() as c:
+            for i in range(3):
+                c.execute(
+                    insert(tables.objects).values(
+                        id=f"e{i}", type="event", data=old, created_at=at, updated_at=at
+                    )
+                )
+        assert upgrade(engine) == "0003"
+        with engine.connect() as c:
+            stored = c.execute(select(tables.objects.c.data).where(tables.objects.c.id == "e1"))
+            data = stored.scalar_one()
+        assert data == {
+            "start": {"$dt": "2026-03-02T10:00:00.000000+00:00"},
+            "day": {"$d": "2026-03-02"},
+            "log": [{"$dt": "2026-03-02T10:00:00.500000+00:00"}],
+            "name": "$dt in a text",
+        }
+    finally:
+        engine.dispose()

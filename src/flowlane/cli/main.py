@@ -23,6 +23,7 @@ console = Console(stderr=True, soft_wrap=True)
 def _wire() -> None:
     from flowlane.cli.durable import deploy_command, instance_app, jobs_app, worker_command
     from flowlane.cli.init import init_command
+    from flowlane.cli.launch import forecast_command, start_command
     from flowlane.cli.process import process_app, schema_command
 
     app.add_typer(process_app, name="process", help="Validate and manage process files.")
@@ -30,6 +31,12 @@ def _wire() -> None:
     app.command("init", help="Create or upgrade the database (SQLite by default).")(init_command)
     app.command("deploy", help="Deploy a recipe's processes to the database.")(deploy_command)
     app.command("worker", help="Run workers: timers, launches, email delivery.")(worker_command)
+    app.command("start", help="Start a process on an object, or on every object of a filter.")(
+        start_command
+    )
+    app.command("forecast", help="Count the objects a process's launch would take now.")(
+        forecast_command
+    )
     app.add_typer(jobs_app, name="jobs", help="Failed jobs: list and retry.")
     app.add_typer(instance_app, name="instance", help="Move instances to another version.")
 

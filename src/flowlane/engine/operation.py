@@ -15,6 +15,7 @@ from flowlane.engine.people import client_of
 from flowlane.engine.state import Token
 from flowlane.engine.step import Incident, Step
 from flowlane.model import process as m
+from flowlane.model.render import render
 from flowlane.objects import link_problems, validate_record
 
 
@@ -115,6 +116,28 @@ def _apply(step: Step, object_id: str, values: dict[str, Any]) -> None:
     step.emit(UpdateObject(object_id, values))
 
 
+def _reason(step: Step, block: m.OperationBlock, token: Token) -> str | None:
+    """Why the operation moves the stage: its ``reason``, a template."""
+    if block.reason is None or "{" not in block.reason:
+        return block.reason
+    try:
+        return step.redact(render(block.reason, step.scope(token)))
+    except FlowlaneError as exc:
+        raise Incident(f"reason: {exc}") from exc
+
+
+def _log_update(
+    step: Step, token: Token, oid: str, changes: dict[str, Any], reason: str | None
+) -> None:
+    """``object_updated``; a stage move also names the stage and, if given, its reason."""
+    moved: dict[str, Any] = {}
+    if "stage" in changes:
+        moved["stage"] = changes["stage"]
+        if reason:
+            moved["reason"] = reason
+    step.log(token.block, "object_updated", object=oid, fields=sorted(changes), **moved)
+
+
 def operation(step: Step, block: m.OperationBlock, token: Token) -> object:
     oid = step.state.object_id
     if block.generate_password is not None:
@@ -140,6 +163,7 @@ def operation(step: Step, block: m.OperationBlock, token: Token) -> object:
             raise Incident("operation: the instance has no object")
         changes = _changes(step, block, token, oid)
     groups = _groups_change(step, block)
+    reason = _reason(step, block, token) if "stage" in changes else None
     # Everything is computed; now the effects.
     if created is not None:
         new_id, ctype_key, clean = created
@@ -150,7 +174,7 @@ def operation(step: Step, block: m.OperationBlock, token: Token) -> object:
         step.log(token.block, "object_created", object=new_id, type=ctype_key)
     if changes and oid is not None:
         _apply(step, oid, changes)
-        step.log(token.block, "object_updated", object=oid, fields=sorted(changes))
+        _log_update(step, token, oid, changes, reason)
     if groups is not None:
         _apply(step, groups[0], {"groups": groups[1]})
         step.log(token.block, "groups_changed", user=groups[0], groups=groups[1])

@@ -33,6 +33,7 @@ ARITY: dict[str, tuple[Collection[int], str]] = {
     "hours": ((1,), "1 argument"),
     "minutes": ((1,), "1 argument"),
     "date": ((1, 3), "1 or 3 arguments"),
+    "datetime": ((1,), "1 argument"),
     "str": ((1,), "1 argument"),
     "int": ((1,), "1 argument"),
     "float": ((1,), "1 argument"),
@@ -315,7 +316,7 @@ class _Checker:
         counts, wanted = ARITY[name]
         if len(node.args) not in counts:
             raise ExpressionError(f"function '{name}' takes {wanted} ({len(node.args)} given)")
-        if name == "today":  # reads the scope's ``now``
+        if name in ("today", "datetime"):  # read the scope's ``now`` (its zone)
             self.names.add("now")
             self.paths.add(("now",))
         for arg in node.args:

@@ -172,6 +172,8 @@ class _Rewriter(ast.NodeTransformer):
         args = [self.visit(arg) for arg in node.args]
         if name == "today":
             args = [_load(_SCOPE)]
+        elif name == "datetime":
+            args = [_load(_SCOPE), *args]
         return ast.copy_location(_helper(f"_fl_fn_{name}", *args), node)
 
     def visit_Compare(self, node: ast.Compare) -> ast.AST:

@@ -539,6 +539,31 @@ def fn_today(scope: Mapping[str, Any]) -> date | None:
     return None
 
 
+def fn_datetime(scope: Mapping[str, Any], value: Any) -> datetime | None:
+    """``datetime("2026-03-02T10:00")``: an ISO 8601 date-time (or date, at midnight); one
+    without an offset is taken in the zone of the scope's ``now``. Invalid input gives
+    ``None``; a datetime is returned as it is."""
+    if isinstance(value, datetime):
+        return value
+    moment: datetime | None = None
+    if isinstance(value, date):
+        moment = datetime.combine(value, time())
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        now = scope.get("now")
+        zone = now.tzinfo if isinstance(now, datetime) else None
+        if zone is None:
+            return None
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
 FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType(
     {
         "len": fn_len,
@@ -553,6 +578,7 @@ FUNCTIONS: Mapping[str, Callable[..., Any]] = MappingProxyType(
         "hours": fn_hours,
         "minutes": fn_minutes,
         "date": fn_date,
+        "datetime": fn_datetime,
         "str": fn_str,
         "int": fn_int,
         "float": fn_float,

@@ -7,9 +7,12 @@ Block ids map to blocks; every block has a ``type`` and may have ``name`` and ``
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from flowlane.model.segment import Filter
 
 Exit = str | None
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -37,8 +40,13 @@ class LaunchSettings(_Strict):
 
     on: Literal["manual", "once", "periodic", "create", "update", "stage", "event"] = "manual"
     every: str | None = None
+    from_: datetime | None = Field(default=None, alias="from")
+    """Periodic checks begin at this moment (ISO 8601; without an offset: account zone)."""
+    until: datetime | None = None
+    """Periodic checks end at this moment; none is made after it."""
     entry: str | None = None
-    where: str | None = None
+    where: Filter | None = None
+    """A structured filter (or an expression) objects must match, besides ``entry``."""
     repeat: bool = False
     approval: bool = False
     stage: str | None = None
@@ -171,6 +179,13 @@ class OperationBlock(_Block):
     type: Literal["operation"]
     set: dict[str, Any] = Field(default_factory=dict)
     stage: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description=(
+            "With 'stage': why the object is moved (a template). When a process launched on a "
+            "stage sends the object back (a guard), this is the reason the refused move shows."
+        ),
+    )
     add_to_group: str | list[str] | None = None
     remove_from_group: str | list[str] | None = None
     create: CreateSpec | None = None

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from flowlane.core.duration import parse_duration
 from flowlane.core.errors import DurationError, ExpressionError
 from flowlane.expr import compile_expression
+from flowlane.model.segment import Filter
 
 
 def _datetime_text(value: str) -> str:
@@ -64,7 +65,7 @@ class StartStep(_Strict):
 
 class MassStartStep(_Strict):
     process: str
-    where: ExpressionText = None
+    where: Filter | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
     by: str | None = None
 
@@ -142,7 +143,7 @@ class DictionaryStep(_Strict):
 
 
 class EventStep(_Strict):
-    kind: Literal["form", "webhook", "email", "keyword"]
+    kind: Literal["form", "webhook", "email", "keyword", "message"]
     key: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -227,6 +228,8 @@ STEP_MODELS: dict[str, Any] = {
     "reassign": ReassignStep,
     "approve": ProcessStep,
     "restart": ProcessStep,
+    "stop": ProcessStep,
+    "activate": ProcessStep,
     "cancel": CancelStep,
     "dictionary": DictionaryStep,
     "event": EventStep,
@@ -251,6 +254,8 @@ class Step(_Strict):
     reassign: ReassignStep | None = None
     approve: ProcessStep | None = None
     restart: ProcessStep | None = None
+    stop: ProcessStep | None = None
+    activate: ProcessStep | None = None
     cancel: CancelStep | None = None
     dictionary: DictionaryStep | None = None
     event: EventStep | None = None

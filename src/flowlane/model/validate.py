@@ -20,11 +20,14 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
+from flowlane.core.errors import ValidationError
 from flowlane.model.diagnostic import Diagnostic
 from flowlane.model.process import (
     ForEachBlock,
+    LaunchSettings,
     OperationBlock,
     ProcessFile,
     SubprocessBlock,
@@ -33,6 +36,7 @@ from flowlane.model.process import (
 )
 from flowlane.model.recipe import Recipe, load_process_file, load_recipe
 from flowlane.model.render import template_problem
+from flowlane.model.segment import to_expression
 from flowlane.model.template import Template
 from flowlane.model.validate_blocks import check_block
 from flowlane.model.validate_names import (
@@ -48,6 +52,9 @@ from flowlane.model.validate_names import (
 from flowlane.objects import Schema, build_schema
 
 _EVENT = re.compile(r"(?P<kind>form|webhook|keyword):(?P<key>.+)|email")
+_EVENT_KEY = re.compile(r"\S+")
+_KEYWORD = re.compile(r"[\w-]+")
+"""A keyword is one word: letters (any script), digits, ``_`` and ``-``."""
 _LAUNCH_PAIRS = (("stage", "stage"), ("event", "event"), ("every", "periodic"))
 
 
@@ -227,14 +234,34 @@ def _check_launch(ck: Checker) -> None:
         elif not given and launch.on == on:
             ck.error("", f"'on: {on}' needs 'launch.{param}'")
     check_duration(ck, "", "launch.every", launch.every)
-    for param in ("entry", "where"):
-        value = getattr(launch, param)
-        if value is not None:
-            check_expression(ck, "", f"launch.{param}", value, otype=ck.otype)
+    _check_conditions(ck, launch)
     if launch.stage is not None and ck.otype is not None:
         check_stage(ck, "", "launch.stage", launch.stage, ck.otype)
     if launch.event is not None:
         _check_event(ck, launch.event)
+
+
+def _check_conditions(ck: Checker, launch: LaunchSettings) -> None:
+    """``entry``, the ``where`` filter and the periodic window ``from`` / ``until``."""
+    if launch.entry is not None:
+        check_expression(ck, "", "launch.entry", launch.entry, otype=ck.otype)
+    if launch.where is not None:
+        try:
+            where = to_expression(launch.where, ck.otype, ck.schema)
+        except ValidationError as exc:
+            ck.error("", f"launch.where: {exc}")
+        else:
+            check_expression(ck, "", "launch.where", where, otype=ck.otype)
+    if (launch.from_ is not None or launch.until is not None) and launch.on != "periodic":
+        ck.error("", "'launch.from' and 'launch.until' go only with 'on: periodic'")
+    if launch.from_ is not None and launch.until is not None:
+        start, end = (_aware(m) for m in (launch.from_, launch.until))
+        if end <= start:
+            ck.error("", "launch.until must be after launch.from")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _check_event(ck: Checker, event: str) -> None:
@@ -244,6 +271,14 @@ def _check_event(ck: Checker, event: str) -> None:
             "",
             f"launch.event: {event!r} is not form:<key>, webhook:<key>, email or keyword:<word>",
         )
+    elif match["kind"] == "keyword" and not _KEYWORD.fullmatch(match["key"]):
+        ck.error(
+            "",
+            f"launch.event: {event!r}: a keyword is one word "
+            "(letters, digits, '_' and '-'; no spaces)",
+        )
+    elif not _EVENT_KEY.fullmatch(match["key"] or "email"):
+        ck.error("", f"launch.event: {event!r}: the key after {match['kind']}: has no spaces")
     elif match["kind"] == "form" and not ck.known(ck.forms):
         ck.warn("", f"launch.event: form '{match['key']}' is not checked outside a recipe")
     elif match["kind"] == "form" and ck.forms is not None and match["key"] not in ck.forms:

@@ -49,6 +49,7 @@ _NOT_VALUES = frozenset(
         "branches",
         "until",
         "query",
+        "reason",
     }
 )
 _TEMPLATES = ("title", "text", "script", "subject", "body")
@@ -143,6 +144,10 @@ def _operation(ck: Checker, bid: str, block: m.OperationBlock) -> None:
     check_data(ck, bid, "set", block.set, ck.otype)
     if block.stage is not None and not is_expression_literal(block.stage) and ck.otype:
         check_stage(ck, bid, "stage", block.stage, ck.otype)
+    if block.reason is not None:
+        if block.stage is None:
+            ck.error(bid, "'reason' goes only with 'stage'")
+        check_template(ck, bid, "reason", block.reason)
     check_groups(ck, bid, "add_to_group", block.add_to_group)
     check_groups(ck, bid, "remove_from_group", block.remove_from_group)
     if block.create is not None:

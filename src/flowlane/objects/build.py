@@ -229,6 +229,9 @@ class _Builder:
         self.problems: list[str] = []
 
     def problem(self, where: str, text: str) -> None:
+        if not self.source:  # one type given to a service: `<type>.<field>: <problem>`
+            self.problems.append(f"{where}: {text}" if where else text)
+            return
         self.problems.append(
             f"{self.source}:{where}: {text}" if where else f"{self.source}: {text}"
         )
@@ -314,3 +317,84 @@ def build_schema(data: Mapping[str, Any] | None, *, source: str = "objects.yaml"
     if builder.problems:
         raise builder.fail()
     return schema
+
+
+# ---- one type: services and stored specs -------------------------------------------------------
+
+
+def build_type(key: str, data: Mapping[str, Any] | None, *, schema: Schema) -> ObjectType:
+    """One object type from objects.yaml syntax for one type (``label``, ``stages``,
+    ``success``, ``failure``, ``fields``), checked exactly as :func:`build_schema` checks a
+    declared type: against ``schema``'s types (and ``key`` itself, for links to its own
+    kind) and dictionaries. A built-in ``key`` extends the built-in type.
+
+    Raises ``ValidationError`` listing every problem as ``<type>.<field>: <problem>``
+    (``fields["problems"]``).
+    """
+    builder = _Builder("")
+    try:
+        spec = TypeSpec.model_validate({} if data is None else data)
+    except PydanticError as exc:
+        for where, text in _pydantic_problems(exc):
+            builder.problem(f"{key}.{where}" if where else key, text)
+        raise builder.fail() from None
+    otype = builder.type_(key, spec, builtin_types().get(key))
+    trial = Schema(
+        types={**schema.types, key: otype},
+        dictionaries=schema.dictionaries,
+        groups=schema.groups,
+    )
+    builder.fields(otype, spec.fields, trial)
+    if builder.problems:
+        raise builder.fail()
+    return otype
+
+
+def load_type(key: str, data: Mapping[str, Any]) -> ObjectType:
+    """A type as stored by :func:`type_spec` (already checked when it was stored: links and
+    dictionaries are not looked up again). ``ValidationError`` if the spec is malformed."""
+    builder = _Builder(f"stored type {key}")
+    try:
+        spec = TypeSpec.model_validate(data)
+    except PydanticError as exc:
+        for where, text in _pydantic_problems(exc):
+            builder.problem(where, text)
+        raise builder.fail() from None
+    otype = builder.type_(key, spec, builtin_types().get(key))
+    if builder.problems:
+        raise builder.fail()
+    return otype
+
+
+def field_spec(spec: FieldSpec) -> dict[str, Any]:
+    """``spec`` in objects.yaml field syntax (only the keys that are set)."""
+    out: dict[str, Any] = {"type": spec.type}
+    if spec.label is not None:
+        out["label"] = spec.label
+    if spec.values is not None:
+        out["values"] = list(spec.values)
+    if spec.dictionary is not None:
+        out["dictionary"] = spec.dictionary
+    if spec.to is not None:
+        out["to"] = spec.to
+    if spec.of is not None:
+        out["of"] = field_spec(spec.of)
+    if spec.default is not None:
+        out["default"] = spec.default
+    if spec.required:
+        out["required"] = True
+    return out
+
+
+def type_spec(otype: ObjectType) -> dict[str, Any]:
+    """``otype`` in objects.yaml syntax for one type, every field listed (built-in ones
+    too): :func:`load_type` gives the same type back."""
+    out: dict[str, Any] = {"label": otype.label}
+    if otype.stages:
+        out["stages"] = list(otype.stages)
+    if otype.success is not None:
+        out["success"] = otype.success
+    if otype.failure is not None:
+        out["failure"] = otype.failure
+    out["fields"] = {name: field_spec(spec) for name, spec in otype.fields.items()}
+    return out

@@ -177,7 +177,9 @@ def _datetime(spec: FieldSpec, value: Any, ctx: _Ctx) -> datetime:
             moment = None
     if moment is None:
         raise _Bad(f"{_show(value)} is not a date-time (expected ISO 8601, e.g. 2026-03-02T10:00)")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ctx.tz)
+    # Aware values are kept as the same instant in the account's zone: every stored moment
+    # then reads alike (``.hour``, templates), whatever offset it was given with.
+    return moment.astimezone(ctx.tz) if moment.tzinfo is not None else moment.replace(tzinfo=ctx.tz)
 
 
 def _dictionary_key(name: str, value: Any, ctx: _Ctx) -> str:

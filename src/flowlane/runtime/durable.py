@@ -15,15 +15,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowlane.core.errors import ValidationError
 from flowlane.model.definition import Definition
 from flowlane.model.recipe import Recipe, load_recipe
+from flowlane.model.segment import Filter
 from flowlane.model.validate import validate_recipe
 from flowlane.runtime.faults import Faults
 from flowlane.runtime.mail import SmtpSettings
@@ -59,7 +61,9 @@ def load_valid_recipe(path: Path | str) -> Recipe:
 
 
 def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
-    """A store on ``db`` (created or upgraded first) with the recipe's types and templates."""
+    """A store on ``db`` (created or upgraded first) with the recipe's templates, and the
+    account's stored object types over the recipe's (a type not deployed yet comes from the
+    recipe). Opening writes nothing: :func:`deploy` stores the recipe's objects.yaml."""
     assert recipe.schema is not None
     return open_store(
         db,
@@ -71,13 +75,68 @@ def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
 
 
 def deploy(recipe: Recipe, store: SqlStore) -> list[Definition]:
-    """Deploy every process of the recipe: a changed one becomes a new version."""
+    """Deploy the recipe: its objects.yaml is merged into the account's stored schema (new
+    types added, changed ones changed through the checks of ``Account.change_type``), then
+    every process is deployed (a changed one becomes a new version). All or nothing."""
+    assert recipe.schema is not None
     account = Account(store, wall_clock())
     with store.transaction():
+        account.deploy_objects(recipe.schema)
         return [
             account.deploy(Definition.build(recipe.processes[key], source=recipe.sources[key]))
             for key in sorted(recipe.processes)
         ]
+
+
+MASS_START_BATCH = 500
+"""Objects started per transaction by a mass start."""
+
+
+def mass_start(
+    store: SqlStore,
+    process: str,
+    where: Filter | None,
+    vars_: dict[str, Any] | None = None,
+    *,
+    by: str | None = None,
+    batch: int = MASS_START_BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[str]:
+    """Start ``process`` for every object matching ``where``, ``batch`` objects per
+    transaction (each batch all or nothing; the objects are checked again under lock).
+
+    The database finds the objects; ``progress(done, total)`` is called after each batch.
+    Returns the new instance ids. A failing batch stops the run with its error: the batches
+    before it stay started.
+    """
+    if batch < 1:
+        raise ValidationError(f"batch must be at least 1, not {batch}")
+    account = Account(store, wall_clock())
+    definition = store.definition(process)
+    if definition is None:
+        raise ValidationError(f"process {process!r} is not deployed")
+    ids: list[str] = []
+
+    def find() -> None:
+        ids[:] = account.matching(definition.spec.object, where, vars_)
+
+    account.attempt(find)
+    if progress is not None:
+        progress(0, len(ids))
+    started: list[str] = []
+    for i in range(0, len(ids), batch):
+        chunk = ids[i : i + batch]
+        got: list[str] = []
+
+        def run(chunk: list[str] = chunk, got: list[str] = got) -> None:
+            got[:] = account.mass_start(process, where, vars_, by=by, ids=chunk)
+
+        account.runner.now = wall_clock()
+        account.attempt(run)  # a retried batch replaces what it got, never adds twice
+        started.extend(got)
+        if progress is not None:
+            progress(min(i + batch, len(ids)), len(ids))
+    return started
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,8 @@ class Simulation:
         start = parse_time(scenario.clock, self.tz)
         self.account = build_account(recipe, start, self.tz, self._emit, db)
         self.refused: str | None = None
+        self.sent_back: str | None = None
+        """Set by a ``stage`` step whose move a guard sent back: the step counts as refused."""
         self._pending: list[dict[str, Any]] | None = None
         self.seen_messages = 0
         self.seen_notifications = 0
@@ -251,10 +253,16 @@ class Simulation:
             ),
         )
         self.refused = None
+        self.sent_back = None
         self._pending = []
         try:
             self.account.attempt(lambda: STEP_RUNNERS[kind](self, body))
             self._flush(keep=True)
+            if self.sent_back is not None:
+                # The guard's work stays (its trace too); the object is not where it was
+                # moved, so the step is refused like any move the rules refuse.
+                self.refused = self.sent_back
+                self._note("refused", step=where, kind=kind, reason=self.sent_back)
         except Refused as exc:
             self._flush(keep=False)
             self.refused = str(exc)
@@ -298,7 +306,8 @@ def _update(sim: Simulation, b: sc.UpdateStep) -> None:
 
 
 def _stage(sim: Simulation, b: sc.StageStep) -> None:
-    sim.account.move_stage(b.object, b.to, by=b.by)
+    result = sim.account.move_stage(b.object, b.to, by=b.by)
+    sim.sent_back = None if result.moved else result.message
 
 
 def _answer(sim: Simulation, b: sc.AnswerStep) -> None:
@@ -336,6 +345,14 @@ def _restart(sim: Simulation, b: sc.ProcessStep) -> None:
     sim.account.restart(b.process, by=b.by)
 
 
+def _stop(sim: Simulation, b: sc.ProcessStep) -> None:
+    sim.account.stop_process(b.process, by=b.by)
+
+
+def _activate(sim: Simulation, b: sc.ProcessStep) -> None:
+    sim.account.activate_process(b.process, by=b.by)
+
+
 def _cancel(sim: Simulation, b: sc.CancelStep) -> None:
     sim.account.cancel(b.process, b.object, by=b.by)
 
@@ -363,6 +380,8 @@ STEP_RUNNERS: dict[str, Callable[[Simulation, Any], None]] = {
     "reassign": _reassign,
     "approve": _approve,
     "restart": _restart,
+    "stop": _stop,
+    "activate": _activate,
     "cancel": _cancel,
     "dictionary": _dictionary,
     "event": _event,

@@ -8,28 +8,33 @@ changes the store and runs the steps it set off to quiescence.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flowlane.core.errors import FlowlaneError, NotFound, Refused
 from flowlane.engine import events as ev
-from flowlane.engine.context import ObjectRecord, Overlay, object_scope
+from flowlane.engine.context import ObjectRecord
 from flowlane.engine.migrate import plan_many
 from flowlane.engine.step import effective_settings
 from flowlane.engine.taskrules import STAFF_ADMIN_ROLES, check_transition, may_act
 from flowlane.expr import compile_expression
 from flowlane.model.definition import Definition
 from flowlane.model.process import TaskSettings
+from flowlane.model.segment import Filter, filter_expression
 from flowlane.objects import (
     FieldSpec,
+    ObjectType,
+    Schema,
     coerce_value,
     field_from_dict,
     link_problems,
     validate_record,
 )
-from flowlane.services import launch
+from flowlane.services import admin, launch
 from flowlane.services.passwords import hash_passwords
-from flowlane.services.runner import Runner, TraceSink
+from flowlane.services.runner import Runner, StageMove, TraceSink
+from flowlane.services.typedefs import TypeDefinitions
 from flowlane.store.base import Store, is_bad_value, is_conflict
 from flowlane.store.records import MessageRecord, TaskRecord
 
@@ -41,6 +46,18 @@ MAX_NAME = 200
 RETRIES_ON_CONFLICT = 3
 """Times a request is run again when the database aborts it as a deadlock's victim."""
 STAFF_ROLES = ("owner", "admin", "manager", "employee")
+
+
+@dataclass(frozen=True, slots=True)
+class MoveResult:
+    """What became of a stage move: ``moved`` is False when a process launched on the new
+    stage (a guard) sent the object back; ``stage`` is where the object is now and
+    ``reason`` the guard's reason (:attr:`message` says it all in one line)."""
+
+    moved: bool
+    stage: str | None
+    reason: str | None = None
+    message: str | None = None
 
 
 class Account:
@@ -119,10 +136,15 @@ class Account:
     # ---- processes ---------------------------------------------------------------------------
 
     def deploy(self, definition: Definition) -> Definition:
+        """Deploy a process; a changed one becomes a new version. Refused for an approved
+        process that runs (stop it first; the edit must then be approved again)."""
         before = self.store.definition(definition.key)
+        admin.check_deploy(self, before, definition)
         deployed = self.store.deploy(definition)
-        if before is None or deployed.version != before.version:
-            launch.schedule_periodic(self, deployed)  # (re)starts or stops the checks
+        if deployed.spec.launch is not None and not deployed.spec.draft:
+            # Index the fields the entry condition compares: checks then read an index.
+            self.store.index_fields(deployed.spec.object, launch.condition_of(self, deployed))
+        admin.after_deploy(self, before, deployed)
         return deployed
 
     def activate(self) -> None:
@@ -134,6 +156,7 @@ class Account:
                 and d.spec.launch.on == "once"
                 and not d.spec.draft
                 and launch.is_approved(self, d)
+                and launch.is_active(self, d)
             ):
                 launch.run_once(self, d)
         self.runner.run()
@@ -148,8 +171,7 @@ class Account:
     ) -> str:
         d = self.definition(process)
         self.require_role(by, STAFF_ROLES, f"start {process}")
-        if not launch.is_approved(self, d):
-            raise Refused(f"process {process} must be approved before it starts")
+        launch.require_startable(self, d)
         if object_id is not None:
             self.get_object(object_id, expect_type=d.spec.object)
         clean = self.coerce_vars(d, vars_ or {})
@@ -173,52 +195,97 @@ class Account:
         except FlowlaneError as exc:
             raise Refused(str(exc)) from exc
 
+    def condition(self, where: Filter | None, type_key: str) -> str | None:
+        """A filter (structured or an expression) on objects of ``type_key`` as one checked
+        expression; refused naming what is wrong."""
+        try:
+            source = filter_expression(where, type_key, self.store.schema)
+            if source is not None:
+                compile_expression(source)
+        except FlowlaneError as exc:
+            raise Refused(f"where: {exc}") from exc
+        return source
+
+    def matching(
+        self, type_key: str, where: Filter | None, vars_: dict[str, Any] | None = None
+    ) -> list[str]:
+        """Ids of the objects of a type that match the filter now (found by the database)."""
+        if type_key not in self.store.schema.types:
+            raise Refused(f"object type {type_key!r} does not exist")
+        source = self.condition(where, type_key)
+        return self.store.select_objects(type_key, source, launch.condition_scope(self, vars_))
+
+    def forecast(self, process: str) -> launch.Forecast:
+        """How many objects the process's automatic launch would start it for now."""
+        return launch.forecast(self, self.definition(process))
+
     def mass_start(
         self,
         process: str,
-        where: str | None,
+        where: Filter | None,
         vars_: dict[str, Any] | None = None,
         *,
         by: str | None = None,
+        ids: list[str] | None = None,
     ) -> list[str]:
+        """Start the process for every object of its type matching ``where`` (among ``ids``
+        if given: one batch of a mass start that runs in several transactions)."""
         d = self.definition(process)
         self.require_role(by, STAFF_ROLES, f"start {process}")
-        if not launch.is_approved(self, d):
-            raise Refused(f"process {process} must be approved before it starts")
-        cond = compile_expression(where) if where else None
-        overlay = Overlay(self.store)
+        launch.require_startable(self, d)
+        source = self.condition(where, d.spec.object)
         clean = self.coerce_vars(d, vars_ or {})
-        ids = []
-        candidates = self.store.objects_of_type(d.spec.object)
-        self.store.prefetch(object_ids=candidates)
-        matching = [
-            oid
-            for oid in candidates
-            if cond is None
-            or cond.test(object_scope(overlay, oid, self.now.astimezone(self.store.tz)))
-        ]
-        self.store.prefetch(object_ids=matching, lock_objects=True)
-        if cond is not None:  # read again under lock: a change may have committed meanwhile
-            matching = [
-                oid
-                for oid in matching
-                if cond.test(object_scope(overlay, oid, self.now.astimezone(self.store.tz)))
-            ]
-        for oid in matching:
-            ids.append(self.runner.start_instance(process, oid, dict(clean)))
+        scope = launch.condition_scope(self, clean)
+        type_key = d.spec.object
+        candidates = (
+            self.store.select_objects(type_key, source, scope) if ids is None else list(ids)
+        )
+        self.store.prefetch(object_ids=candidates, lock_objects=True)
+        # Again under the objects' locks: a change may have committed meanwhile.
+        matching = self.store.select_objects(type_key, source, scope, ids=candidates)
+        started = [self.runner.start_instance(process, oid, dict(clean)) for oid in matching]
         self.runner.run()
-        return ids
+        return started
 
     def approve(self, process: str, *, by: str | None) -> None:
+        """Approve the process for start; this activates it (``once`` launches run)."""
         d = self.definition(process)
         self.require_role(by, ADMIN_ROLES, f"approve {process}")
         self.store.approve(process, by, self.now)
-        if d.spec.launch and d.spec.launch.on == "once":
-            launch.run_once(self, d)
+        admin.activate(self, d, refuse_if_active=False)
         self.runner.run()
 
+    def stop_process(self, process: str, *, by: str | None) -> None:
+        """Stop the process: no automatic launch fires, manual starts are refused; the
+        instances that run go on."""
+        self.definition(process)
+        self.require_role(by, ADMIN_ROLES, f"stop {process}")
+        admin.stop(self, process)
+
+    def activate_process(self, process: str, *, by: str | None) -> None:
+        """Start a stopped process again: ``once`` launches run, periodic checks restart."""
+        d = self.definition(process)
+        self.require_role(by, ADMIN_ROLES, f"activate {process}")
+        admin.activate(self, d)
+        self.runner.run()
+
+    def process_info(self, key: str) -> admin.ProcessInfo:
+        return admin.info(self, key)
+
+    def list_processes(
+        self, search: str | None = None, tag: str | None = None
+    ) -> list[admin.ProcessInfo]:
+        """Processes whose name contains ``search`` (any case) or whose key it is, with
+        the tag ``tag``; sorted by key."""
+        return admin.listing(self, search, tag)
+
+    def templates_for(self, object_type: str) -> list[admin.ProcessInfo]:
+        """Processes marked as templates for this object type (offered for new processes)."""
+        return admin.templates_for(self, object_type)
+
     def restart(self, process: str, *, by: str | None) -> None:
-        """Stop the process's running instances and delete the tasks they created."""
+        """Stop the process's running instances, delete the tasks they created and forget
+        which objects entered; the process is left stopped (activate starts it again)."""
         self.definition(process)
         self.require_role(by, ADMIN_ROLES, f"restart {process}")
         doomed = [
@@ -233,6 +300,7 @@ class Account:
             family |= generation
         self.store.delete_tasks([t.id for t in self.store.find_tasks(instance_ids=family)])
         self.store.forget_entered(process)
+        admin.stop_after_restart(self, process)
         self.runner.run()
 
     def cancel(self, process: str, object_id: str, *, by: str | None) -> None:
@@ -385,10 +453,72 @@ class Account:
         self.runner.object_changed(object_id, before)
         self.runner.run()
 
-    def move_stage(self, object_id: str, to: str, *, by: str | None = None) -> None:
-        self.get_object(object_id)
+    def move_stage(self, object_id: str, to: str, *, by: str | None = None) -> MoveResult:
+        """Move an object to a stage; the ``stage`` launches run at once.
+
+        A move to an unknown stage or out of a final stage is refused. A process launched
+        on the stage that sends the object back to an earlier stage acts as a guard: the
+        move does not hold, the result says so with the guard's reason (its ``operation``'s
+        ``reason``, else that block's ``name``), and a ``move_sent_back`` trace entry names
+        the guard. What the guard did stays done.
+        """
+        rec = self.get_object(object_id)
         self.require_role(by, STAFF_ROLES, f"move {object_id}")
-        self.update_object(object_id, {"stage": to})
+        otype = self.store.schema.types[rec.type]
+        what = f"{rec.type} {object_id}"
+        current = rec.data.get("stage")
+        if not otype.has_stages:
+            raise Refused(f"{what}: type '{rec.type}' has no stages")
+        if to not in otype.all_stages:
+            stages = ", ".join(otype.all_stages)
+            raise Refused(f"{what}: unknown stage {to!r} (stages: {stages})")
+        if current in otype.final_stages and to != current:
+            raise Refused(f"{what}: stage {current!r} is final; no move out of it (to {to!r})")
+        outer, self.runner.stage_moves = self.runner.stage_moves, []
+        try:
+            self.update_object(object_id, {"stage": to})
+            moves = self.runner.stage_moves
+        finally:
+            self.runner.stage_moves = outer
+        if outer is not None:
+            outer.extend(moves)
+        now = self.get_object(object_id).data.get("stage")
+        order = otype.all_stages
+        if now is None or now == to or order.index(now) > order.index(to):
+            return MoveResult(True, now)  # held, or a process moved it on
+        return self._sent_back(what, object_id, current, to, now, moves, by)
+
+    def _sent_back(
+        self,
+        what: str,
+        object_id: str,
+        current: str | None,
+        to: str,
+        now: str,
+        moves: list[StageMove],
+        by: str | None,
+    ) -> MoveResult:
+        guard = next((m for m in reversed(moves) if m.object_id == object_id), None)
+        by_whom = f" by {guard.process}" if guard else ""
+        reason = guard.reason if guard and guard.reason else f"sent back to {now!r}{by_whom}"
+        message = f"{what}: the move to {to!r} was sent back to {now!r}{by_whom}: {reason}"
+        self.runner.record(
+            {
+                "instance": guard.instance_id if guard else None,
+                "process": guard.process if guard else None,
+                "block": guard.block if guard else None,
+                "event": "move_sent_back",
+                "details": {
+                    "object": object_id,
+                    "from": current,
+                    "to": to,
+                    "stage": now,
+                    "reason": reason,
+                    "by": by,
+                },
+            }
+        )
+        return MoveResult(False, now, reason, message)
 
     def add_dictionary_value(self, key: str, value: str) -> None:
         if key not in self.store.schema.dictionaries:
@@ -399,6 +529,42 @@ class Account:
             self.store.add_dictionary_value(key, value, self.now)
         except FlowlaneError as exc:
             raise Refused(f"dictionary {key}: {exc}") from exc
+
+    # ---- object types (see flowlane.services.typedefs) --------------------------------------
+
+    def object_types(self) -> list[ObjectType]:
+        """The account's object types (built-in and custom), sorted by key."""
+        return [self.store.schema.types[k] for k in sorted(self.store.schema.types)]
+
+    def define_type(self, key: str, spec: dict[str, Any], *, by: str | None = None) -> ObjectType:
+        """Create a custom type from objects.yaml syntax for one type (admins and owners)."""
+        return TypeDefinitions(self).define(key, spec, by=by)
+
+    def change_type(
+        self,
+        key: str,
+        spec: dict[str, Any],
+        *,
+        drop_fields: list[str] | None = None,
+        by: str | None = None,
+    ) -> ObjectType:
+        """Replace a type by ``spec`` (a built-in type: its fields plus the declared ones),
+        converting the stored objects; refused if any of them cannot take the change.
+        ``drop_fields``: removed fields whose stored values may be deleted."""
+        return TypeDefinitions(self).change(key, spec, drop_fields=drop_fields, by=by)
+
+    def add_dictionary(self, key: str, values: list[str], *, by: str | None = None) -> None:
+        """A new dictionary with its values (more may be added later)."""
+        TypeDefinitions(self).add_dictionary(key, values, by=by)
+
+    def add_group(self, key: str, *, by: str | None = None) -> None:
+        """A new user group (users' ``groups``, ``add_to_group``, ``group:<key>``)."""
+        TypeDefinitions(self).add_group(key, by=by)
+
+    def deploy_objects(self, schema: Schema) -> list[str]:
+        """Merge a recipe's objects.yaml into the account's stored schema (a deploy); the
+        keys of the types written."""
+        return TypeDefinitions(self).merge(schema)
 
     def object_for_event(self, d: Definition, data: dict[str, Any]) -> str | None:
         """The object an event launch runs on: ``data.object``, a user found by email,

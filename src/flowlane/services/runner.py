@@ -32,6 +32,19 @@ MAX_CASCADE = 100_000
 """Steps one request may set off before it is taken for a runaway."""
 
 
+@dataclass(frozen=True, slots=True)
+class StageMove:
+    """A stage move an instance made (an ``operation`` with ``stage``), with its reason."""
+
+    object_id: str
+    from_stage: Any
+    to_stage: Any
+    instance_id: str
+    process: str
+    block: str | None
+    reason: str | None
+
+
 @dataclass
 class Runner:
     """Runs steps against a :class:`Store` with an explicit, injected ``now``."""
@@ -47,6 +60,9 @@ class Runner:
     _stamp: tuple[datetime | None, str] = (None, "")
     fire_due_timers: bool = True
     """Whether :meth:`run` fires due timers itself (the simulator); workers claim them instead."""
+    stage_moves: list[StageMove] | None = None
+    """While not None, the stage moves instances make are noted here (see
+    :meth:`flowlane.services.account.Account.move_stage`, which tells a guard from it)."""
 
     # ---- trace ---------------------------------------------------------------------------
 
@@ -146,8 +162,46 @@ class Runner:
         changed: dict[str, dict[str, Any]] = {}
         for command in decision.commands:
             self.apply(command, decision.state, changed)
+        if self.stage_moves is not None:
+            self._note_stage_moves(definition, decision, changed)
         for oid, before in changed.items():
             self.object_changed(oid, before)
+
+    def _note_stage_moves(
+        self, definition: Definition, decision: Decision, changed: dict[str, dict[str, Any]]
+    ) -> None:
+        """Note the stage moves of this step, each with the operation that made it and its
+        reason (its ``reason``, else its ``name``)."""
+        assert self.stage_moves is not None
+        for oid, before in changed.items():
+            rec = self.store.get_object(oid)
+            if rec is None or rec.data.get("stage") == before.get("stage"):
+                continue
+            # The operation that made the move (the last that set the stage) says why.
+            entry = next(
+                (
+                    e
+                    for e in reversed(decision.trace)
+                    if e.event == "object_updated"
+                    and e.details.get("object") == oid
+                    and "stage" in e.details
+                ),
+                None,
+            )
+            reason = entry.details.get("reason") if entry else None
+            if entry is not None and reason is None and entry.block in definition.spec.blocks:
+                reason = definition.spec.blocks[entry.block].name
+            self.stage_moves.append(
+                StageMove(
+                    oid,
+                    before.get("stage"),
+                    rec.data.get("stage"),
+                    decision.state.id,
+                    decision.state.process,
+                    entry.block if entry else None,
+                    reason,
+                )
+            )
 
     def object_changed(self, object_id: str, before: dict[str, Any]) -> None:
         """Wake the instances waiting on this object, then run update/stage launches."""

@@ -8,7 +8,7 @@ copies: a caller that changes one writes it back with the matching ``put_*`` met
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -17,7 +17,14 @@ from flowlane.engine.context import ObjectRecord, World
 from flowlane.engine.state import InstanceState
 from flowlane.model.definition import Definition
 from flowlane.model.template import Template
-from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
+from flowlane.objects import ObjectType
+from flowlane.store.records import (
+    IncidentRecord,
+    MessageRecord,
+    ProcessStatus,
+    TaskRecord,
+    TimerRecord,
+)
 
 CONFLICT_SQLSTATES = ("40P01", "40001")
 """Deadlock detected, serialization failure: the transaction may simply be run again."""
@@ -120,6 +127,16 @@ class Store(World, Protocol):
 
     def approve(self, process: str, by: str | None, at: datetime) -> None: ...
 
+    def revoke_approval(self, process: str) -> None:
+        """Forget the approval (an edited process must be approved again)."""
+        ...
+
+    def process_status(self, process: str) -> ProcessStatus | None:
+        """The process's lifecycle as last stored; None if never set (then it is active)."""
+        ...
+
+    def put_process_status(self, status: ProcessStatus) -> None: ...
+
     # ---- objects -----------------------------------------------------------------------------
 
     def put_object(self, record: ObjectRecord, at: datetime) -> None:
@@ -136,9 +153,85 @@ class Store(World, Protocol):
         """Ids of every object of the type, sorted."""
         ...
 
+    def select_objects(
+        self,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        ids: list[str] | None = None,
+        not_entered: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Ids of the objects of a type for which the condition ``where`` holds, sorted.
+
+        ``scope`` gives the other names of the condition (``now``, ``vars``). Only among
+        ``ids`` if given; without those that have entered process ``not_entered``; only ids
+        after ``after``, at most ``limit``. The SQL store evaluates in the database what it
+        can (see :mod:`flowlane.store.sql.segment`), with the same result as in Python.
+        """
+        ...
+
+    def count_objects(
+        self,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        not_entered: str | None = None,
+    ) -> int:
+        """How many objects :meth:`select_objects` would give (counted by the database)."""
+        ...
+
+    def newly_matching(
+        self,
+        process: str,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        repeat: bool,
+    ) -> list[str]:
+        """A periodic check: the objects that match now and may enter, sorted.
+
+        Without ``repeat``: matching objects that never entered the process. With it: those
+        that did not match at the previous check; the matching set is remembered.
+        """
+        ...
+
+    def index_fields(self, type_key: str, where: str | None) -> list[str]:
+        """Make the database index the fields that condition ``where`` compares; returns
+        their names (none for a store that needs no index)."""
+        ...
+
     def user_by_email(self, email: str) -> str | None: ...
 
     def add_dictionary_value(self, key: str, value: str, at: datetime) -> None: ...
+
+    # ---- object types (the schema is stored; ``schema`` reflects every change) --------------
+
+    def object_pages(self, type_key: str, size: int = 500) -> Iterator[list[ObjectRecord]]:
+        """Every object of the type with its data, sorted by id, ``size`` at a time (each page
+        read when the previous one has been handled; locked for update on PostgreSQL)."""
+        ...
+
+    def rewrite_objects(self, records: list[ObjectRecord], at: datetime) -> None:
+        """Replace the data of stored objects (a type change converting their values):
+        nothing wakes, nothing launches."""
+        ...
+
+    def put_object_type(self, otype: ObjectType, at: datetime) -> None:
+        """Store a new or changed type; ``schema.types`` has it at once."""
+        ...
+
+    def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
+        """Store a dictionary with these values (a new one, or more values for one)."""
+        ...
+
+    def add_group(self, key: str, at: datetime) -> None:
+        """Store a new user group; ``schema.groups`` ends with it."""
+        ...
 
     # ---- tasks ---------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import copy
 import heapq
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,8 +21,15 @@ from flowlane.engine.state import InstanceState
 from flowlane.expr import Expression
 from flowlane.model.definition import Definition
 from flowlane.model.template import Template
-from flowlane.objects import Schema
-from flowlane.store.records import IncidentRecord, MessageRecord, TaskRecord, TimerRecord
+from flowlane.objects import ObjectType, Schema
+from flowlane.store.match import matcher
+from flowlane.store.records import (
+    IncidentRecord,
+    MessageRecord,
+    ProcessStatus,
+    TaskRecord,
+    TimerRecord,
+)
 
 DEFAULT_TZ = "Europe/Moscow"
 
@@ -49,6 +56,7 @@ class MemoryStore:
     entered: set[tuple[str, str]] = field(default_factory=set)
     matched_by: dict[str, set[str]] = field(default_factory=dict)
     approved: set[str] = field(default_factory=set)
+    statuses: dict[str, ProcessStatus] = field(default_factory=dict)
     created_counts: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
     """Tasks opened per (process, block, object), counting tasks ``restart`` deleted too."""
     _heap: list[tuple[datetime, int, str]] = field(default_factory=list)
@@ -178,6 +186,16 @@ class MemoryStore:
     def approve(self, process: str, by: str | None, at: datetime) -> None:
         self.approved.add(process)
 
+    def revoke_approval(self, process: str) -> None:
+        self.approved.discard(process)
+
+    def process_status(self, process: str) -> ProcessStatus | None:
+        found = self.statuses.get(process)
+        return None if found is None else replace(found)
+
+    def put_process_status(self, status: ProcessStatus) -> None:
+        self.statuses[status.process] = replace(status)
+
     # ---- objects --------------------------------------------------------------------------
 
     def put_object(self, record: ObjectRecord, at: datetime) -> None:
@@ -194,6 +212,62 @@ class MemoryStore:
     def objects_of_type(self, type_key: str) -> list[str]:
         return sorted(oid for oid, rec in self.objects.items() if rec.type == type_key)
 
+    def select_objects(
+        self,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        ids: list[str] | None = None,
+        not_entered: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        test = matcher(self, where, scope)
+        chosen = set(ids) if ids is not None else None
+        out = []
+        for oid in self.objects_of_type(type_key):
+            if chosen is not None and oid not in chosen:
+                continue
+            if after is not None and oid <= after:
+                continue
+            if not_entered is not None and (not_entered, oid) in self.entered:
+                continue
+            if test(oid):
+                out.append(oid)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def count_objects(
+        self,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        not_entered: str | None = None,
+    ) -> int:
+        return len(self.select_objects(type_key, where, scope, not_entered=not_entered))
+
+    def newly_matching(
+        self,
+        process: str,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        repeat: bool,
+    ) -> list[str]:
+        if not repeat:
+            return self.select_objects(type_key, where, scope, not_entered=process)
+        now_matching = self.select_objects(type_key, where, scope)
+        before = self.matched_by.get(process, set())
+        self.matched_by[process] = set(now_matching)
+        return [oid for oid in now_matching if oid not in before]
+
+    def index_fields(self, type_key: str, where: str | None) -> list[str]:
+        return []
+
     def user_by_email(self, email: str) -> str | None:
         for oid in self.objects_of_type("user"):
             if self.objects[oid].data.get("email") == email:
@@ -202,6 +276,34 @@ class MemoryStore:
 
     def add_dictionary_value(self, key: str, value: str, at: datetime) -> None:
         self.schema.add_dictionary_value(key, value)
+
+    # ---- object types -------------------------------------------------------------------------
+
+    def object_pages(self, type_key: str, size: int = 500) -> Iterator[list[ObjectRecord]]:
+        ids = self.objects_of_type(type_key)
+        for start in range(0, len(ids), size):
+            yield [
+                ObjectRecord(oid, type_key, copy.deepcopy(self.objects[oid].data))
+                for oid in ids[start : start + size]
+                if oid in self.objects
+            ]
+
+    def rewrite_objects(self, records: list[ObjectRecord], at: datetime) -> None:
+        for rec in records:
+            stored = self.objects[rec.id]  # changed in place: holders of it see the change
+            stored.data.clear()
+            stored.data.update(copy.deepcopy(rec.data))
+
+    def put_object_type(self, otype: ObjectType, at: datetime) -> None:
+        self.schema.types[otype.key] = otype
+
+    def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
+        current = self.schema.dictionaries.setdefault(key, [])
+        current.extend(v for v in values if v not in current)
+
+    def add_group(self, key: str, at: datetime) -> None:
+        if key not in self.schema.groups:
+            self.schema.groups = (*self.schema.groups, key)
 
     # ---- tasks ----------------------------------------------------------------------------
 
@@ -288,6 +390,7 @@ class MemoryStore:
         "entered",
         "matched_by",
         "approved",
+        "statuses",
         "created_counts",
         "incident_list",
         "_object_seqs",

@@ -85,6 +85,21 @@ class Job:
 
 
 @dataclass(slots=True)
+class ProcessStatus:
+    """A process's lifecycle: ``active`` (automatic launches fire, manual starts allowed) or
+    ``stopped``; when it was last started (activated) and last stopped."""
+
+    process: str
+    status: str = "active"  # active | stopped
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(slots=True)
 class IncidentRecord:
     instance_id: str
     block: str | None
@@ -93,4 +108,12 @@ class IncidentRecord:
     resolved: bool = False
 
 
-__all__ = ["IncidentRecord", "Job", "MessageRecord", "ObjectRecord", "TaskRecord", "TimerRecord"]
+__all__ = [
+    "IncidentRecord",
+    "Job",
+    "MessageRecord",
+    "ObjectRecord",
+    "ProcessStatus",
+    "TaskRecord",
+    "TimerRecord",
+]

@@ -23,9 +23,10 @@ email messages get a ``deliver`` job in the same transaction (the outbox).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import copy
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,10 +55,25 @@ from flowlane.expr import Expression
 from flowlane.model.definition import Definition
 from flowlane.model.process import ProcessFile
 from flowlane.model.template import Template
-from flowlane.objects import Schema
-from flowlane.store.records import IncidentRecord, Job, MessageRecord, TaskRecord, TimerRecord
+from flowlane.objects import ObjectType, Schema, load_type, type_spec
+from flowlane.store.match import matcher
+from flowlane.store.records import (
+    IncidentRecord,
+    Job,
+    MessageRecord,
+    ProcessStatus,
+    TaskRecord,
+    TimerRecord,
+)
 from flowlane.store.sql import tables as t
 from flowlane.store.sql.bulk import BulkWriter
+from flowlane.store.sql.segment import (
+    Segment,
+    compile_segment,
+    decode_object_data,
+    encode_object_data,
+    index_statements,
+)
 
 DEFAULT_TZ = "Europe/Moscow"
 TIMER_KINDS = ("timer", "periodic")
@@ -98,6 +114,8 @@ class _Tx:
     conn: Connection
     latest: dict[str, int] | None = None
     approved: dict[str, bool] = field(default_factory=dict)
+    statuses: dict[str, ProcessStatus | None] = field(default_factory=dict)
+    """Process lifecycles read or written by this transaction (None: no row)."""
     instances: dict[str, InstanceState] = field(default_factory=dict)
     objects: dict[str, ObjectRecord | None] = field(default_factory=dict)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
@@ -160,7 +178,7 @@ class SqlStore:
         self._stmts = _Statements(self.pg)
         self._bulk = BulkWriter(engine.dialect.name)
         self._last_time: tuple[str, datetime] = ("", datetime.min.replace(tzinfo=UTC))
-        self._load_dictionaries()
+        self._load_schema()
 
     # ---- connections and transactions ----------------------------------------------------
 
@@ -346,7 +364,7 @@ class SqlStore:
                     {
                         "id": rec.id,
                         "type": rec.type,
-                        "data": rec.data,
+                        "data": encode_object_data(rec.data),
                         "created_at": at,
                         "updated_at": at,
                     }
@@ -402,7 +420,7 @@ class SqlStore:
             if object_id in tx.objects:
                 return tx.objects[object_id]
             row = tx.conn.execute(self._stmts.get_object, {"id": object_id}).first()
-            rec = None if row is None else ObjectRecord(object_id, row.type, decode_value(row.data))
+            rec = None if row is None else ObjectRecord(object_id, row.type, self._data(row.data))
             tx.objects[object_id] = rec
             return rec
 
@@ -431,9 +449,7 @@ class SqlStore:
             for row in rows:
                 rec = tx.objects.get(row.id)
                 if rec is None:
-                    rec = tx.objects[row.id] = ObjectRecord(
-                        row.id, type_key, decode_value(row.data)
-                    )
+                    rec = tx.objects[row.id] = ObjectRecord(row.id, type_key, self._data(row.data))
                 out.append(rec)
             return out
 
@@ -628,9 +644,9 @@ class SqlStore:
             tx.locked.add(("shared", row.id))
             known = tx.objects.get(row.id)
             # Compared as stored (tuples are lists there), so that only a real change counts.
-            if known is not None and encode_value(known.data) != row.data:
+            if known is not None and encode_object_data(known.data) != row.data:
                 stale = True
-            tx.objects[row.id] = ObjectRecord(row.id, row.type, decode_value(row.data))
+            tx.objects[row.id] = ObjectRecord(row.id, row.type, self._data(row.data))
         return stale
 
     def waiting_on(self, object_id: str) -> list[str]:
@@ -674,7 +690,7 @@ class SqlStore:
             if lock:
                 query = self._lock(query.order_by(t.objects.c.id))
             for row in tx.conn.execute(query).all():
-                tx.objects[row.id] = ObjectRecord(row.id, row.type, decode_value(row.data))
+                tx.objects[row.id] = ObjectRecord(row.id, row.type, self._data(row.data))
                 if lock:
                     tx.locked.add(("objects", row.id))
             # Who waits on the objects, read after their locks: a transaction subscribing to
@@ -760,6 +776,39 @@ class SqlStore:
             )
             tx.approved[process] = True
 
+    def revoke_approval(self, process: str) -> None:
+        with self._txn() as tx:
+            tx.conn.execute(delete(t.approvals).where(t.approvals.c.process == process))
+            tx.approved[process] = False
+
+    def process_status(self, process: str) -> ProcessStatus | None:
+        with self._txn() as tx:
+            if process not in tx.statuses:
+                row = tx.conn.execute(
+                    select(t.process_status).where(t.process_status.c.process == process)
+                ).first()
+                tx.statuses[process] = (
+                    None
+                    if row is None
+                    else ProcessStatus(process, row.status, row.started_at, row.stopped_at)
+                )
+            found = tx.statuses[process]
+            return None if found is None else replace(found)
+
+    def put_process_status(self, status: ProcessStatus) -> None:
+        values = {
+            "status": status.status,
+            "started_at": status.started_at,
+            "stopped_at": status.stopped_at,
+        }
+        with self._txn() as tx:
+            tx.conn.execute(
+                self._insert(t.process_status)
+                .values(process=status.process, **values)
+                .on_conflict_do_update(index_elements=["process"], set_=values)
+            )
+            tx.statuses[status.process] = replace(status)
+
     # ---- objects -----------------------------------------------------------------------------
 
     def put_object(self, record: ObjectRecord, at: datetime) -> None:
@@ -780,7 +829,7 @@ class SqlStore:
                 if object_id not in tx.put_objects:
                     rec = None
                     if row is not None:
-                        rec = ObjectRecord(object_id, row.type, decode_value(row.data))
+                        rec = ObjectRecord(object_id, row.type, self._data(row.data))
                     tx.objects[object_id] = rec
             elif rec is None:
                 rec = self.get_object(object_id)
@@ -790,6 +839,151 @@ class SqlStore:
             rec.data.update(changes)
             tx.put_objects[object_id] = (rec, at)
             return before
+
+    def _data(self, stored: Any) -> dict[str, Any]:
+        """Object data as read from a row: datetimes back in the account's zone."""
+        data: dict[str, Any] = decode_object_data(stored, self.tz)
+        return data
+
+    def _segment(self, type_key: str, where: str | None, scope: Mapping[str, Any]) -> Segment:
+        return compile_segment(
+            where,
+            type_key=type_key,
+            schema=self.schema,
+            scope=scope,
+            dialect="postgresql" if self.pg else "sqlite",
+        )
+
+    def _id_order(self) -> ColumnElement[Any]:
+        """Object ids in code-point order, as Python sorts them."""
+        return t.objects.c.id.collate("C") if self.pg else t.objects.c.id
+
+    def _matching(
+        self,
+        type_key: str,
+        segment: Segment,
+        *,
+        ids: list[str] | None = None,
+        not_entered: str | None = None,
+        after: str | None = None,
+    ) -> Any:
+        o = t.objects
+        query = select(o.c.id).where(o.c.type == type_key)
+        if segment.where is not None:
+            query = query.where(segment.where)
+        if ids is not None:
+            query = query.where(o.c.id.in_(ids))
+        if not_entered is not None:
+            query = query.where(
+                ~select(t.entered.c.object_id)
+                .where(t.entered.c.process == not_entered, t.entered.c.object_id == o.c.id)
+                .exists()
+            )
+        if after is not None:
+            query = query.where(self._id_order() > after)
+        return query
+
+    def _residual(self, segment: Segment, scope: Mapping[str, Any], found: list[str]) -> list[str]:
+        """The ids among ``found`` for which the part SQL could not express holds."""
+        if segment.residual is None:
+            return found
+        self.prefetch(object_ids=found)
+        test = matcher(self, segment.residual, scope)
+        return [oid for oid in found if test(oid)]
+
+    def select_objects(
+        self,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        ids: list[str] | None = None,
+        not_entered: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        segment = self._segment(type_key, where, scope)
+        chunks = [None] if ids is None else [ids[i : i + 500] for i in range(0, len(ids), 500)]
+        out: list[str] = []
+        with self._query() as c:
+            for chunk in chunks:
+                query = self._matching(
+                    type_key, segment, ids=chunk, not_entered=not_entered, after=after
+                ).order_by(self._id_order())
+                if limit is not None and segment.residual is None and ids is None:
+                    query = query.limit(limit)
+                out.extend(row[0] for row in c.execute(query))
+            if ids is not None:
+                out.sort()
+            out = self._residual(segment, scope, out)
+        return out if limit is None else out[:limit]
+
+    def count_objects(
+        self,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        not_entered: str | None = None,
+    ) -> int:
+        segment = self._segment(type_key, where, scope)
+        if segment.residual is not None:
+            return len(self.select_objects(type_key, where, scope, not_entered=not_entered))
+        query = self._matching(type_key, segment, not_entered=not_entered)
+        with self._query() as c:
+            return int(c.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
+    def newly_matching(
+        self,
+        process: str,
+        type_key: str,
+        where: str | None,
+        scope: Mapping[str, Any],
+        *,
+        repeat: bool,
+    ) -> list[str]:
+        if not repeat:
+            return self.select_objects(type_key, where, scope, not_entered=process)
+        segment = self._segment(type_key, where, scope)
+        m, o = t.matched, t.objects
+        if segment.residual is not None:
+            now_matching = self.select_objects(type_key, where, scope)
+            before = self.matched(process)
+            self.set_matched(process, set(now_matching))
+            return [oid for oid in now_matching if oid not in before]
+        with self._query() as c:
+            new = [
+                row[0]
+                for row in c.execute(
+                    self._matching(type_key, segment)
+                    .where(
+                        ~select(m.c.object_id)
+                        .where(m.c.process == process, m.c.object_id == o.c.id)
+                        .exists()
+                    )
+                    .order_by(self._id_order())
+                )
+            ]
+            still = select(o.c.id).where(o.c.id == m.c.object_id, o.c.type == type_key)
+            if segment.where is not None:
+                still = still.where(segment.where)
+            c.execute(delete(m).where(m.c.process == process, ~still.exists()))
+            for i in range(0, len(new), 1000):
+                c.execute(
+                    insert(m), [{"process": process, "object_id": oid} for oid in new[i : i + 1000]]
+                )
+        return new
+
+    def index_fields(self, type_key: str, where: str | None) -> list[str]:
+        scope = {"now": datetime.now(self.tz), "vars": {}, "counters": {}, "answer": None}
+        segment = self._segment(type_key, where, scope)
+        dialect = "postgresql" if self.pg else "sqlite"
+        statements = index_statements(dialect, type_key, self.schema, set(segment.fields))
+        if statements:
+            with self._use() as c:
+                for statement in statements:
+                    c.execute(text(statement))
+        return sorted(segment.fields)
 
     def objects_of_type(self, type_key: str) -> list[str]:
         with self._query() as c:
@@ -814,17 +1008,124 @@ class SqlStore:
                     .on_conflict_do_nothing()
                 )
 
-    def _load_dictionaries(self) -> None:
-        """Values added to dictionaries after the schema file was written."""
+    # ---- object types ----------------------------------------------------------------------
+
+    def _load_schema(self) -> None:
+        """The account's stored object types, dictionaries and groups, over the schema given
+        to the store (the recipe's, or the built-in types): a stored type replaces the given
+        one of its key; dictionaries and groups are the stored ones, then given ones not
+        stored yet; then the values added to dictionaries one by one."""
         with self.engine.connect() as c:
-            rows = c.execute(
+            types = c.execute(
+                select(t.object_types.c.key, t.object_types.c.spec).order_by(t.object_types.c.key)
+            ).all()
+            dictionaries = c.execute(
+                select(t.object_dictionaries.c.key, t.object_dictionaries.c["items"]).order_by(
+                    t.object_dictionaries.c.key
+                )
+            ).all()
+            groups = c.execute(
+                select(t.account_groups.c.key).order_by(
+                    t.account_groups.c.position, t.account_groups.c.key
+                )
+            ).all()
+            values = c.execute(
                 select(t.dictionary_values.c.dictionary, t.dictionary_values.c.value).order_by(
                     t.dictionary_values.c.added_at, t.dictionary_values.c.value
                 )
             ).all()
-        for row in rows:
-            if row.dictionary in self.schema.dictionaries:
-                self.schema.add_dictionary_value(row.dictionary, row.value)
+        schema = self.schema
+        for row in types:
+            schema.types[row.key] = load_type(row.key, decode_value(row.spec))
+        for row in dictionaries:
+            stored = [str(v) for v in row[1]]
+            given = schema.dictionaries.get(row.key, [])
+            schema.dictionaries[row.key] = stored + [v for v in given if v not in stored]
+        if groups:
+            kept = tuple(str(row[0]) for row in groups)
+            schema.groups = kept + tuple(g for g in schema.groups if g not in kept)
+        for row in values:
+            if row.dictionary in schema.dictionaries:
+                schema.add_dictionary_value(row.dictionary, row.value)
+
+    def object_pages(self, type_key: str, size: int = 500) -> Iterator[list[ObjectRecord]]:
+        after: str | None = None
+        while True:
+            query = select(t.objects.c.id, t.objects.c.data).where(t.objects.c.type == type_key)
+            if after is not None:
+                query = query.where(t.objects.c.id > after)
+            with self._query() as c:
+                rows = c.execute(self._lock(query.order_by(t.objects.c.id).limit(size))).all()
+            if not rows:
+                return
+            after = rows[-1].id
+            yield [ObjectRecord(row.id, type_key, self._data(row.data)) for row in rows]
+
+    def rewrite_objects(self, records: list[ObjectRecord], at: datetime) -> None:
+        if not records:
+            return
+        with self._query() as c, self._txn() as tx:
+            c.execute(
+                _REWRITE_OBJECT,
+                [{"oid": r.id, "odata": encode_object_data(r.data), "oat": at} for r in records],
+            )
+            for r in records:
+                tx.objects[r.id] = ObjectRecord(r.id, r.type, copy.deepcopy(r.data))
+
+    def put_object_type(self, otype: ObjectType, at: datetime) -> None:
+        spec = encode_value(type_spec(otype))
+        with self._use() as c:
+            c.execute(
+                self._insert(t.object_types)
+                .values(key=otype.key, spec=spec, updated_at=at)
+                .on_conflict_do_update(
+                    index_elements=["key"], set_={"spec": spec, "updated_at": at}
+                )
+            )
+            types = self.schema.types
+            before = types.get(otype.key)
+            types[otype.key] = otype
+            if before is None:
+                self._undo.append(lambda: types.pop(otype.key, None))
+            else:
+                self._undo.append(lambda: types.__setitem__(otype.key, before))
+
+    def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
+        dictionaries = self.schema.dictionaries
+        before = dictionaries.get(key)
+        items = list(before or []) + [v for v in values if v not in (before or [])]
+        with self._use() as c:
+            c.execute(
+                self._insert(t.object_dictionaries)
+                .values(key=key, items=items, updated_at=at)
+                .on_conflict_do_update(
+                    index_elements=["key"], set_={"items": items, "updated_at": at}
+                )
+            )
+            if before is None:
+                dictionaries[key] = items
+                self._undo.append(lambda: dictionaries.pop(key, None))
+            else:
+                kept = list(before)
+                before[:] = items  # the same list: holders of the schema see the values
+                self._undo.append(lambda: before.__setitem__(slice(None), kept))
+
+    def add_group(self, key: str, at: datetime) -> None:
+        """Stores every group the account has (those only given to the store too), in order."""
+        before = self.schema.groups
+        groups = before if key in before else (*before, key)
+        with self._use() as c:
+            stmt = self._insert(t.account_groups).values(
+                [{"key": g, "position": i, "added_at": at} for i, g in enumerate(groups)]
+            )
+            c.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["key"], set_={"position": stmt.excluded.position}
+                )
+            )
+            if groups != before:
+                self.schema.groups = groups
+                self._undo.append(lambda: setattr(self.schema, "groups", before))
 
     # ---- tasks ---------------------------------------------------------------------------------
 
@@ -1158,6 +1459,12 @@ class SqlStore:
                 "details": decode_value(r.details),
             }
 
+
+_REWRITE_OBJECT = (
+    update(t.objects)
+    .where(t.objects.c.id == bindparam("oid"))
+    .values(data=bindparam("odata"), updated_at=bindparam("oat"))
+)
 
 _TASK_UPDATES = tuple(c.name for c in t.tasks.c if c.name not in ("id", "seq"))
 

@@ -257,6 +257,16 @@ approvals = Table(
     _at("at"),
 )
 
+# A process's lifecycle (``active`` / ``stopped``); no row means active, never (re)started.
+process_status = Table(
+    "process_status",
+    metadata,
+    _name("process", primary_key=True),
+    _status(nullable=False),
+    _at("started_at", nullable=True),
+    _at("stopped_at", nullable=True),
+)
+
 dictionary_values = Table(
     "dictionary_values",
     metadata,
@@ -264,6 +274,36 @@ dictionary_values = Table(
     _name("value", nullable=False),
     _at("added_at"),
     PrimaryKeyConstraint("dictionary", "value"),
+)
+
+# The account's object types (custom ones and extended built-ins; an untouched built-in has
+# no row): ``spec`` is the type in objects.yaml syntax (``flowlane.objects.type_spec``), with
+# dates tagged as in ``objects.data``. Loaded into ``SqlStore.schema`` when the store opens.
+object_types = Table(
+    "object_types",
+    metadata,
+    _name("key", primary_key=True),
+    Column("spec", Json, nullable=False),
+    _at("updated_at"),
+)
+
+# Dictionaries in their declared order; values added one by one later are rows of
+# ``dictionary_values`` (appended after these on load).
+object_dictionaries = Table(
+    "object_dictionaries",
+    metadata,
+    _name("key", primary_key=True),
+    Column("items", Json, nullable=False),
+    _at("updated_at"),
+)
+
+# User groups, in the order they were declared or added.
+account_groups = Table(
+    "account_groups",
+    metadata,
+    _name("key", primary_key=True),
+    Column("position", Integer, nullable=False),
+    _at("added_at"),
 )
 
 # Objects that matched a periodic launch's condition at its last check.
