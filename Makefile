@@ -40,6 +40,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 bench: $(BENCH_VENV)/.installed $(STAMP)
 	$(BENCH_VENV)/bin/python bench/engine.py
 	$(BIN)/python bench/durable.py
+	$(BIN)/python bench/launch.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

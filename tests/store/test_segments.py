@@ -375,8 +375,8 @@ def test_sql_for_both_dialects_reads_fields_in_place() -> None:
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_index_statements_use_the_query_expression(dialect: str) -> None:
     statements = index_statements(dialect, "thing", _schema(), {"amount", "tags", "nope"})
-    assert len(statements) == 1
-    assert statements[0].startswith("CREATE INDEX IF NOT EXISTS ix_objects_thing_amount ON objects")
+    assert [name for name, _ in statements] == ["ix_objects_thing_amount"]
+    assert statements[0][1].startswith("CREATE INDEX IF NOT EXISTS ix_objects_thing_amount ON")
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

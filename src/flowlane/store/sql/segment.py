@@ -143,10 +143,13 @@ def _raw_sql(dialect: str, column: str, name: str) -> str:
     return f"json_extract({column}, '$.\"{name}\"')"
 
 
-def index_statements(dialect: str, type_key: str, schema: Schema, names: set[str]) -> list[str]:
-    """``CREATE INDEX`` statements for the fields of ``type_key`` that conditions compare."""
+def index_statements(
+    dialect: str, type_key: str, schema: Schema, names: set[str]
+) -> list[tuple[str, str]]:
+    """``(index name, CREATE INDEX statement)`` for the fields of ``type_key`` that conditions
+    compare."""
     otype = schema.types.get(type_key)
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     if otype is None:
         return out
     for name in sorted(names):
@@ -157,8 +160,11 @@ def index_statements(dialect: str, type_key: str, schema: Schema, names: set[str
         if not _NAME.match(index):
             continue
         out.append(
-            f"CREATE INDEX IF NOT EXISTS {index} ON objects "
-            f"(type, {accessor_sql(dialect, 'data', name, kind)})"
+            (
+                index,
+                f"CREATE INDEX IF NOT EXISTS {index} ON objects "
+                f"(type, {accessor_sql(dialect, 'data', name, kind)})",
+            )
         )
     return out
 

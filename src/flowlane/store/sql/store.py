@@ -134,6 +134,8 @@ class _Tx:
     put_instances: dict[str, tuple[InstanceState, int]] = field(default_factory=dict)
     put_objects: dict[str, tuple[ObjectRecord, datetime]] = field(default_factory=dict)
     put_tasks: dict[str, tuple[TaskRecord, int]] = field(default_factory=dict)
+    put_timers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Timer job rows to insert (a timer cancelled in the same transaction never is)."""
     seqs: dict[tuple[str, str], int] = field(default_factory=dict)
     """Creation order of rows this transaction inserts, by (table, id)."""
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -383,6 +385,7 @@ class SqlStore:
                 update=_TASK_UPDATES,
             )
             tx.put_tasks.clear()
+        self._write_timers(tx)
         for table, rows in (
             (t.history, tx.history),
             (t.outbox, tx.outbox),
@@ -909,12 +912,13 @@ class SqlStore:
             for chunk in chunks:
                 query = self._matching(
                     type_key, segment, ids=chunk, not_entered=not_entered, after=after
-                ).order_by(self._id_order())
+                )
                 if limit is not None and segment.residual is None and ids is None:
-                    query = query.limit(limit)
+                    query = query.order_by(self._id_order()).limit(limit)
                 out.extend(row[0] for row in c.execute(query))
-            if ids is not None:
-                out.sort()
+            # Sorted here (code-point order, as the database's "C" / binary order): an ORDER
+            # BY would tempt the planner to walk the primary key instead of the field indexes.
+            out.sort()
             out = self._residual(segment, scope, out)
         return out if limit is None else out[:limit]
 
@@ -955,15 +959,14 @@ class SqlStore:
             new = [
                 row[0]
                 for row in c.execute(
-                    self._matching(type_key, segment)
-                    .where(
+                    self._matching(type_key, segment).where(
                         ~select(m.c.object_id)
                         .where(m.c.process == process, m.c.object_id == o.c.id)
                         .exists()
                     )
-                    .order_by(self._id_order())
                 )
             ]
+            new.sort()
             still = select(o.c.id).where(o.c.id == m.c.object_id, o.c.type == type_key)
             if segment.where is not None:
                 still = still.where(segment.where)
@@ -981,8 +984,22 @@ class SqlStore:
         statements = index_statements(dialect, type_key, self.schema, set(segment.fields))
         if statements:
             with self._use() as c:
-                for statement in statements:
-                    c.execute(text(statement))
+                listed = (
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'objects'"
+                    if self.pg
+                    else "SELECT name FROM sqlite_master WHERE type = 'index'"
+                )
+                known = {row[0] for row in c.execute(text(listed))}
+                made = []
+                for name, statement in statements:
+                    if name not in known:
+                        c.execute(text(statement))
+                        made.append(name)
+                # The planner needs statistics of a new expression index to prefer it.
+                if made and self.pg:
+                    c.execute(text("ANALYZE objects"))
+                for name in made if not self.pg else []:
+                    c.execute(text(f"ANALYZE {name}"))
         return sorted(segment.fields)
 
     def objects_of_type(self, type_key: str) -> list[str]:
@@ -1253,23 +1270,29 @@ class SqlStore:
                 "locked_until": None,
                 "attempts": 0,
             }
-            stmt: Any = insert(t.jobs).values(values)
-            if timer.kind == "periodic":
-                # A process's one chain of checks has a fixed id; a deploy restarting it may
-                # meet a worker that has just scheduled the next check: the newer one wins.
-                stmt = (
-                    self._insert(t.jobs)
-                    .values(values)
-                    .on_conflict_do_update(
-                        index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"}
-                    )
+            if timer.kind != "periodic":
+                tx.put_timers[timer.id] = values  # written with the others, in one statement
+                return
+            # A process's one chain of checks has a fixed id; a deploy restarting it may meet a
+            # worker that has just scheduled the next check: the newer one wins.
+            tx.conn.execute(
+                self._insert(t.jobs)
+                .values(values)
+                .on_conflict_do_update(
+                    index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"}
                 )
-            tx.conn.execute(stmt)
+            )
 
     def cancel_timer(self, timer_id: str) -> None:
         with self._txn() as tx:
-            tx.delete_jobs.add(timer_id)
+            if tx.put_timers.pop(timer_id, None) is None:
+                tx.delete_jobs.add(timer_id)
             tx.gone_jobs.add(timer_id)
+
+    def _write_timers(self, tx: _Tx) -> None:
+        if tx.put_timers:
+            self._bulk.write(tx.conn, t.jobs, list(tx.put_timers.values()))
+            tx.put_timers.clear()
 
     def timer_gone(self, timer_id: str) -> bool:
         """Whether this transaction cancelled (or fired) the timer."""
@@ -1297,6 +1320,7 @@ class SqlStore:
             if tx.no_timer_until is not None and until <= tx.no_timer_until:
                 return None
             self._delete_jobs(tx)
+            self._write_timers(tx)
             row = tx.conn.execute(self._stmts.next_timer, {"until": until}).first()
             if row is None:
                 tx.no_timer_until = until
@@ -1306,6 +1330,7 @@ class SqlStore:
     def pop_timer(self, timer_id: str) -> TimerRecord | None:
         with self._txn() as tx:
             self._delete_jobs(tx)
+            self._write_timers(tx)
             tx.gone_jobs.add(timer_id)
             row = tx.conn.execute(
                 delete(t.jobs)
