@@ -18,6 +18,9 @@ import pytest
 from tests.support import write_recipe
 
 from flowlane.core.errors import Refused
+from flowlane.model.definition import Definition
+from flowlane.model.recipe import parse_process
+from flowlane.model.yamlio import parse_text
 from flowlane.objects import Schema, build_schema
 from flowlane.runtime.durable import deploy, load_valid_recipe, open_durable
 from flowlane.services import typedefs
@@ -276,6 +279,34 @@ def test_enum_values_and_string_to_link(account: Account) -> None:
     assert data(account, ev)["kind"] == "online"
 
 
+SET_KIND = """
+key: set-kind
+name: set the kind
+object: event
+blocks:
+  start: {type: start, next: op}
+  op: {type: operation, set: {kind: online}, next: done}
+  done: {type: end}
+"""
+
+
+def test_a_literal_set_is_checked_again_after_a_type_change(account: Account) -> None:
+    spec, problems = parse_process(parse_text(SET_KIND, source="set-kind"), source="set-kind")
+    assert spec is not None, problems
+    do(account, lambda: account.deploy(Definition.build(spec)))
+    first, second = events(account, "1", "2")
+    do(account, lambda: account.start("set-kind", first, by="olga"))
+    assert data(account, first)["kind"] == "online"
+    do(account, lambda: account.update_object(first, {"kind": "offline"}))
+    shrunk = {"type": "enum", "values": ["offline", "hybrid"]}
+    do(account, lambda: account.change_type("event", spec_with(kind=shrunk)))
+    do(account, lambda: account.start("set-kind", second, by="olga"))
+    assert "kind" not in data(account, second)  # not the value validated before the change
+    assert [i.message for i in account.store.incidents(open_only=True)] == [
+        f"event {second}: field 'kind': 'online' is not one of offline, hybrid"
+    ]
+
+
 # ---- change: refusals ------------------------------------------------------------------------
 
 
@@ -528,5 +559,46 @@ def test_a_deploy_merges_objects_yaml_into_the_stored_schema(
         assert third.store.schema.types["event"].fields["seats"].type == "integer"
         assert third.store.schema.dictionaries["event_type"] == ["online", "offline"]
         assert data(third, ids[0])["seats"] == 100
+    finally:
+        third.store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_deploy_converts_objects_of_a_built_in_type_it_declares_first(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The store opens with the new recipe's types; a built-in type never stored before must
+    still be changed from the built-in one, checking the stored objects."""
+    url = (
+        f"sqlite:///{tmp_path}/b.db" if kind == "sqlite" else request.getfixturevalue("pg_database")
+    )
+    event = "types:\n  event:\n    fields:\n      seats: {type: string}\n"
+    order = "  order:\n    fields:\n      amount: {type: integer}\n"
+
+    def deployed(name: str, objects: str) -> Account:
+        recipe = load_valid_recipe(write_recipe(tmp_path / name, {}, objects=objects))
+        store = open_durable(recipe, url)
+        try:
+            deploy(recipe, store)
+        except BaseException:
+            store.close()
+            raise
+        return Account(store, NOW)
+
+    first = deployed("v1", event)
+    oid = do(first, lambda: first.create_object("order", {"number": "A-1", "amount": 5.5}))
+    first.store.close()
+    with pytest.raises(Refused, match=rf"order\.amount: the value of {oid} cannot become integer"):
+        deployed("v2", event + order)
+    second = Account(open_durable(load_valid_recipe(tmp_path / "v1"), url), NOW)
+    try:
+        assert data(second, oid)["amount"] == 5.5
+        do(second, lambda: second.update_object(oid, {"amount": 6}))
+    finally:
+        second.store.close()
+    third = deployed("v2b", event + order)
+    try:
+        assert third.store.schema.types["order"].fields["amount"].type == "integer"
+        assert data(third, oid)["amount"] == 6
     finally:
         third.store.close()

@@ -484,6 +484,8 @@ def test_object_types_dictionaries_and_groups(store: Store) -> None:
         raise Boom
     assert store.schema.types["room"] == wider
     assert "desk" not in store.schema.types
+    assert store.stored_type("room") == wider
+    assert store.stored_type("desk") is None
     assert store.schema.dictionaries["sizes"] == ["s", "m", "l"]
     assert "colours" not in store.schema.dictionaries
     assert store.schema.groups == (*groups, "vip")

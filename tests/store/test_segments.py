@@ -54,11 +54,20 @@ SCHEMA_DATA = {
                 "color": {"type": "link", "to": "dictionary:colors"},
                 "tags": {"type": "list", "of": "string"},
             },
-        }
+        },
+        # fields named like thing's, holding text: SQL on things must never cast these
+        "deal": {
+            "label": "Deal",
+            "fields": {
+                "amount": {"type": "string"},
+                "count": {"type": "string"},
+                "vip": {"type": "string"},
+            },
+        },
     },
     "dictionaries": {"colors": ["red", "green", "blue"]},
 }
-TEXTS = ["", "a", "b", "ab", "Ab", "ä", "яблоко", "x'y", "a b", "z"]
+TEXTS = ["", "a", "b", "ab", "Ab", "ä", "яблоко", "x'y", "a b", "z", "50%", "a_b", "c:\\d"]
 NUMBERS = [-3, 0, 1, 2, 2.5, 10, 49.99, 50, 100, 1e6]
 DAYS = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3), date(2025, 12, 31)]
 MOMENTS = [
@@ -93,7 +102,7 @@ def _objects(schema: Schema) -> list[ObjectRecord]:
         "at": MOMENTS,
         "owner": ["u0", "u1", "u2", "u3", "u4", "u5", "u9"],
         "color": ["red", "green", "blue"],
-        "tags": [[], ["a"], ["a", "b"], ["vip", "x'y"], ["b"]],
+        "tags": [[], ["a"], ["a", "b"], ["vip", "x'y"], ["b"], ["50%", "a_b", ":x"]],
         "stage": ["new", "work", "done", "lost"],
     }
     for i in range(80):
@@ -105,7 +114,11 @@ def _objects(schema: Schema) -> list[ObjectRecord]:
         clean = validate_record(otype, rec.data, schema=schema, tz=TZ, partial=False)
         rec.data.clear()
         rec.data.update(clean)
-    return users + things
+    deals = [
+        ObjectRecord(f"d{i}", "deal", {"amount": text, "count": text, "vip": text})
+        for i, text in enumerate(["lots", "maybe", "", "1e999"])
+    ]
+    return users + things + deals
 
 
 class _Stores(dict[str, Store]):
@@ -342,6 +355,104 @@ def test_examples_select_what_python_means(stores: dict[str, Store]) -> None:
     assert _same_everywhere(stores, "object.owner.name == None")  # no name, or owner u9 missing
 
 
+@pytest.mark.parametrize(
+    "where",
+    [
+        # numbers beyond SQLite's 64-bit integers
+        "object.amount < 100000000000000000000",
+        "object.count > -10 ** 20 and object.count in [1, 10 ** 20]",
+        # constants whose shifted or UTC form is out of Python's date range
+        "object.born + days(800000) > today()",
+        "object.at > datetime('0001-01-01T00:00')",
+        # text PostgreSQL cannot hold
+        r"object.name != 'a\x00'",
+        r"'\x00' not in object.name",
+        r"object.kind in ['a', 'b\x00']",
+        # needles that are patterns or placeholders elsewhere
+        "'%' in object.name or '_' in object.name",
+        r"'\\' in object.name",
+        "':x' in object.tags or '50%' in object.tags or 'a_b' in object.tags",
+        "'%(x)s' not in object.tags and '%' in object.name",
+    ],
+)
+def test_constants_sql_cannot_hold_give_python_results(
+    stores: dict[str, Store], where: str
+) -> None:
+    _same_everywhere(stores, where)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["object.amount > 5", "not object.vip", "object.count == 1", "object.amount"],
+)
+def test_fields_of_other_types_with_the_same_name_are_never_cast(
+    stores: dict[str, Store], where: str
+) -> None:
+    """Deals hold text in fields called amount, count, vip (numbers, booleans of things)."""
+    assert _same_everywhere(stores, where)
+    for name in ("sqlite", "postgresql"):
+        with stores[name].transaction():
+            assert stores[name].index_fields("thing", where)
+        with stores[name].transaction():  # an index made, deals written afterwards
+            stores[name].put_object(
+                ObjectRecord("d9", "deal", {"amount": "x", "count": "y", "vip": "z"}), NOW
+            )
+    _same_everywhere(stores, where)
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        # 02:30 on 29 March does not exist in Berlin: Python compares wall clocks
+        "object.at > datetime('2026-03-29T02:30')",
+        "object.at <= datetime('2026-03-29T02:30')",
+        "object.at > now - days(1)",
+        "now - object.at < hours(24)",
+        "object.at + hours(24) > now",
+        # 02:30 on 25 October happens twice
+        "object.at == datetime('2026-10-25T02:30')",
+        "object.at >= datetime('2026-10-25T02:30')",
+        "object.at in [datetime('2026-10-25T02:30')]",
+        "not (object.at < datetime('2026-10-25T02:30'))",
+    ],
+)
+def test_datetimes_around_daylight_saving_changes(pg_admin_url: str, where: str) -> None:
+    now = datetime(2026, 3, 30, 2, 30, tzinfo=BERLIN)
+    scope: dict[str, Any] = {"now": now, "vars": {}}
+    moments = [
+        datetime(2026, 3, 29, 1, 50, tzinfo=BERLIN),
+        datetime(2026, 3, 29, 3, 10, tzinfo=BERLIN),
+        datetime(2026, 3, 29, 3, 40, tzinfo=BERLIN),
+        datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN),
+        datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=BERLIN),
+        datetime(2026, 10, 25, 2, 45, fold=1, tzinfo=BERLIN),
+        datetime(2026, 10, 25, 3, 10, tzinfo=BERLIN),
+    ]
+    records = [ObjectRecord(f"t{i}", "thing", {"at": m}) for i, m in enumerate(moments)]
+    results = []
+    with fresh_database(pg_admin_url) as url:
+        made = [
+            MemoryStore(_schema(), tz=BERLIN),
+            open_store("sqlite://", _schema(), tz=BERLIN, reset=True),
+            open_store(url, _schema(), tz=BERLIN, reset=True),
+        ]
+        try:
+            for store in made:
+                _load(store, records)
+                with store.transaction():
+                    results.append(store.select_objects("thing", where, scope))
+                with store.transaction():
+                    assert store.count_objects("thing", where, scope) == len(results[0]), where
+        finally:
+            for store in made[1:]:
+                store.close()  # type: ignore[attr-defined]
+    assert results[1] == results[0], f"sqlite: {where}"
+    assert results[2] == results[0], f"postgresql: {where}"
+
+
 def test_residual_terms_are_evaluated_in_python(stores: dict[str, Store]) -> None:
     where = "object.kind == 'a' and lower(object.name) == 'ab'"
     sql, pg = _residual(where)
@@ -360,7 +471,7 @@ def test_sql_for_both_dialects_reads_fields_in_place() -> None:
     )
     assert seg.where is not None
     text = str(seg.where.compile(dialect=postgresql.dialect()))
-    assert "((objects.data ->> 'amount')::numeric) >" in text
+    assert "THEN (objects.data ->> 'amount')::numeric END) >" in text
     assert "FROM objects fl_l1 WHERE fl_l1.id = (objects.data ->> 'owner')" in text
     assert seg.fields == frozenset({"amount"})  # a link followed is not compared itself
     lite = compile_segment(

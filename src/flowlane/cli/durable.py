@@ -21,11 +21,11 @@ from flowlane.runtime.durable import (
     deploy,
     load_valid_recipe,
     open_durable,
+    request_account,
     run_worker,
     run_workers,
 )
-from flowlane.runtime.worker import WorkerSettings, wall_clock
-from flowlane.services.account import Account
+from flowlane.runtime.worker import WorkerSettings
 from flowlane.store.sql import JobQueue
 
 RecipeArg = Annotated[Path, typer.Argument(help="Recipe folder (object types, templates)")]
@@ -163,7 +163,7 @@ def instance_migrate(
     except FlowlaneError as exc:
         raise _fail(exc) from exc
     try:
-        account = Account(store, wall_clock())
+        account = request_account(store)
         moved: list[str] = []
 
         def run() -> None:

@@ -22,9 +22,8 @@ from flowlane.runtime.durable import (
     load_valid_recipe,
     mass_start,
     open_durable,
+    request_account,
 )
-from flowlane.runtime.worker import wall_clock
-from flowlane.services.account import Account
 
 ProcessArg = Annotated[str, typer.Argument(help="Process key")]
 
@@ -94,7 +93,7 @@ def start_command(
         raise _fail(exc) from exc
     try:
         if object_id is not None:
-            account = Account(store, wall_clock())
+            account = request_account(store)
             got: list[str] = []
 
             def run() -> None:
@@ -131,7 +130,7 @@ def forecast_command(recipe: RecipeArg, process: ProcessArg, db: DbOption = None
     except FlowlaneError as exc:
         raise _fail(exc) from exc
     try:
-        account = Account(store, wall_clock())
+        account = request_account(store)
         with store.transaction():
             found = account.forecast(process)
         typer.echo(f"{found.objects} object(s) would enter {process} now (launch: {found.launch})")

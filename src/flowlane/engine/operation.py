@@ -67,21 +67,23 @@ def _changes(step: Step, block: m.OperationBlock, token: Token, oid: str) -> dic
     """The validated changes of an operation's ``set``/``stage``.
 
     Literal ``set`` values (no expression, no stage move) are validated once per version and
-    object type; dictionaries only ever grow, so a value valid once stays valid.
+    object type, as long as the type is the same object (a type change replaces it, so the
+    values are checked again); dictionaries only ever grow, so a value valid once stays valid.
     """
     rec = step.overlay.load(oid)
     if rec is None:
         raise Incident(f"object {oid!r} does not exist")
+    otype = step.world.schema.types.get(rec.type)
     key = ("set", token.block, rec.type, id(step.world.schema))
     cached = step.defn.cache.get(key) if not block.stage else None
-    if cached is not None:
-        return dict(cached)
+    if cached is not None and cached[0] is otype:
+        return dict(cached[1])
     raw = step.value(dict(block.set), token)
     if block.stage:
         raw["stage"] = step.value(block.stage, token)
     changes = _coerce_changes(step, oid, raw)
     if not block.stage and _literal(block.set):
-        step.defn.cache[key] = dict(changes)
+        step.defn.cache[key] = (otype, dict(changes))
     return changes
 
 

@@ -21,7 +21,7 @@ or datetime field is read as a date or date-time (without an offset: in the acco
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
@@ -211,6 +211,13 @@ def _value(value: Any, ftype: str | None, where: str) -> str:
     if isinstance(value, str) and value.startswith("="):
         return f"({value[1:]})"
     if isinstance(value, str) and ftype in ("date", "datetime"):
+        try:
+            (date if ftype == "date" else datetime).fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(
+                f"{where}: {value!r} is not an ISO 8601 {ftype} (e.g. 2026-03-02"
+                f"{'T10:00' if ftype == 'datetime' else ''})"
+            ) from None
         function = "date" if ftype == "date" else "datetime"
         return f"{function}({value!r})"
     if value is None or isinstance(value, bool | int | float | str):

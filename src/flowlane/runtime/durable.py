@@ -22,7 +22,9 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flowlane.core.errors import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from flowlane.core.errors import FlowlaneError, Refused, ValidationError
 from flowlane.model.definition import Definition
 from flowlane.model.recipe import Recipe, load_recipe
 from flowlane.model.segment import Filter
@@ -74,12 +76,20 @@ def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
     )
 
 
+def request_account(store: SqlStore) -> Account:
+    """An account for one request outside a worker (deploy, start, migrate, forecast): it
+    runs what the request sets off, but leaves due timers to the workers."""
+    account = Account(store, wall_clock())
+    account.runner.fire_due_timers = False
+    return account
+
+
 def deploy(recipe: Recipe, store: SqlStore) -> list[Definition]:
     """Deploy the recipe: its objects.yaml is merged into the account's stored schema (new
     types added, changed ones changed through the checks of ``Account.change_type``), then
     every process is deployed (a changed one becomes a new version). All or nothing."""
     assert recipe.schema is not None
-    account = Account(store, wall_clock())
+    account = request_account(store)
     with store.transaction():
         account.deploy_objects(recipe.schema)
         return [
@@ -90,6 +100,15 @@ def deploy(recipe: Recipe, store: SqlStore) -> list[Definition]:
 
 MASS_START_BATCH = 500
 """Objects started per transaction by a mass start."""
+
+
+class MassStartStopped(Refused):
+    """A batch of a mass start failed after earlier batches had started their objects:
+    those stay started (``started``: their new instance ids)."""
+
+    def __init__(self, message: str, started: list[str]):
+        super().__init__(message)
+        self.started = started
 
 
 def mass_start(
@@ -106,19 +125,21 @@ def mass_start(
     transaction (each batch all or nothing; the objects are checked again under lock).
 
     The database finds the objects; ``progress(done, total)`` is called after each batch.
-    Returns the new instance ids. A failing batch stops the run with its error: the batches
-    before it stay started.
+    Returns the new instance ids. The objects are found with the checks of a batch (the
+    starter, the process, the variables coerced). A failing batch stops the run with its
+    error: the batches before it stay started, and the error is then a
+    :class:`MassStartStopped` that says how many.
     """
     if batch < 1:
         raise ValidationError(f"batch must be at least 1, not {batch}")
-    account = Account(store, wall_clock())
+    account = request_account(store)
     definition = store.definition(process)
     if definition is None:
         raise ValidationError(f"process {process!r} is not deployed")
     ids: list[str] = []
 
     def find() -> None:
-        ids[:] = account.matching(definition.spec.object, where, vars_)
+        ids[:] = account.mass_start_targets(process, where, vars_, by=by)
 
     account.attempt(find)
     if progress is not None:
@@ -132,7 +153,16 @@ def mass_start(
             got[:] = account.mass_start(process, where, vars_, by=by, ids=chunk)
 
         account.runner.now = wall_clock()
-        account.attempt(run)  # a retried batch replaces what it got, never adds twice
+        try:
+            account.attempt(run)  # a retried batch replaces what it got, never adds twice
+        except (FlowlaneError, SQLAlchemyError) as exc:
+            if not started:
+                raise  # nothing started: the plain refusal or error
+            raise MassStartStopped(
+                f"mass start of {process} stopped after {len(started)} of {len(ids)} "
+                f"object(s), which stay started: {exc}",
+                started,
+            ) from exc
         started.extend(got)
         if progress is not None:
             progress(min(i + batch, len(ids)), len(ids))
@@ -202,6 +232,7 @@ def run_workers(count: int, argv: list[str]) -> int:
 
 
 __all__ = [
+    "MassStartStopped",
     "WorkerOptions",
     "account_tz",
     "deploy",

@@ -145,6 +145,8 @@ class Account:
             # Index the fields the entry condition compares: checks then read an index.
             self.store.index_fields(deployed.spec.object, launch.condition_of(self, deployed))
         admin.after_deploy(self, before, deployed)
+        if self.runner.queue:  # a first deploy ran the process's ``once`` launch
+            self.runner.run()
         return deployed
 
     def activate(self) -> None:
@@ -230,11 +232,7 @@ class Account:
     ) -> list[str]:
         """Start the process for every object of its type matching ``where`` (among ``ids``
         if given: one batch of a mass start that runs in several transactions)."""
-        d = self.definition(process)
-        self.require_role(by, STAFF_ROLES, f"start {process}")
-        launch.require_startable(self, d)
-        source = self.condition(where, d.spec.object)
-        clean = self.coerce_vars(d, vars_ or {})
+        d, source, clean = self._mass_start_checks(process, where, vars_, by)
         scope = launch.condition_scope(self, clean)
         type_key = d.spec.object
         candidates = (
@@ -247,10 +245,38 @@ class Account:
         self.runner.run()
         return started
 
+    def mass_start_targets(
+        self,
+        process: str,
+        where: Filter | None,
+        vars_: dict[str, Any] | None = None,
+        *,
+        by: str | None = None,
+    ) -> list[str]:
+        """The objects a mass start would start the process for now, checked as
+        :meth:`mass_start` checks a batch (the starter, the process, the filter, the
+        variables coerced to their types); the batches are then given their ids."""
+        d, source, clean = self._mass_start_checks(process, where, vars_, by)
+        scope = launch.condition_scope(self, clean)
+        return self.store.select_objects(d.spec.object, source, scope)
+
+    def _mass_start_checks(
+        self, process: str, where: Filter | None, vars_: dict[str, Any] | None, by: str | None
+    ) -> tuple[Definition, str | None, dict[str, Any]]:
+        d = self.definition(process)
+        self.require_role(by, STAFF_ROLES, f"start {process}")
+        launch.require_startable(self, d)
+        return d, self.condition(where, d.spec.object), self.coerce_vars(d, vars_ or {})
+
     def approve(self, process: str, *, by: str | None) -> None:
         """Approve the process for start; this activates it (``once`` launches run)."""
         d = self.definition(process)
         self.require_role(by, ADMIN_ROLES, f"approve {process}")
+        if d.spec.launch is None or not d.spec.launch.approval:
+            raise Refused(f"process {process} needs no approval (launch.approval is false)")
+        if self.store.is_approved(process):
+            # Again would run its ``once`` launch again; a stopped one is activated instead.
+            raise Refused(f"process {process} is approved already")
         self.store.approve(process, by, self.now)
         admin.activate(self, d, refuse_if_active=False)
         self.runner.run()

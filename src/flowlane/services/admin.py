@@ -89,6 +89,8 @@ def after_deploy(account: Account, before: Definition | None, deployed: Definiti
         account.store.put_process_status(
             ProcessStatus(deployed.key, ACTIVE, None if waits else account.now)
         )
+        if not waits and not deployed.spec.draft and settings is not None and settings.on == "once":
+            launch.run_once(account, deployed)  # deployed onto existing objects: its start
     elif deployed.version != before.version and account.store.is_approved(deployed.key):
         account.store.revoke_approval(deployed.key)
     if before is None or deployed.version != before.version:

@@ -89,15 +89,24 @@ class Forecast:
 
 def forecast(account: Account, definition: Definition) -> Forecast:
     """The objects an automatic launch would start the process for if it ran now: those
-    matching the entry condition (and, without ``repeat``, that never entered it)."""
+    matching the entry condition (and, without ``repeat``, that never entered it; a periodic
+    check with ``repeat``: that did not match at the previous check)."""
     launch = definition.spec.launch
     repeat = bool(launch and launch.repeat)
+    condition, scope = condition_of(account, definition), condition_scope(account)
     count = account.store.count_objects(
         definition.spec.object,
-        condition_of(account, definition),
-        condition_scope(account),
+        condition,
+        scope,
         not_entered=None if repeat else definition.key,
     )
+    if repeat and _periodic(definition):
+        # The next check starts only the objects that did not match at the previous one.
+        before = sorted(account.store.matched(definition.key))
+        if before:
+            count -= len(
+                account.store.select_objects(definition.spec.object, condition, scope, ids=before)
+            )
     return Forecast(definition.key, count, launch.on if launch else "manual")
 
 
@@ -235,7 +244,9 @@ def run_periodic(account: Account, timer: TimerRecord) -> None:
         return  # the process is no longer launched periodically: the chain ends
     launch = definition.spec.launch
     assert launch is not None
-    if is_approved(account, definition) and is_active(account, definition):
+    if not is_active(account, definition):
+        return  # stopped meanwhile: the chain ends (activating the process schedules it anew)
+    if is_approved(account, definition):
         ids = account.store.newly_matching(
             definition.key,
             definition.spec.object,

@@ -27,7 +27,9 @@ Contract:
 
 * Deploying a recipe (:meth:`TypeDefinitions.merge`) adds its dictionaries' values and its
   groups, adds its new types and changes the others through the same checks (declared
-  fields added or replaced, none removed; see :func:`flowlane.objects.merge_type`).
+  fields added or replaced, none removed; see :func:`flowlane.objects.merge_type`). A type
+  is changed from what the store holds (:meth:`Store.stored_type`, else the built-in type),
+  not from the recipe's declaration the store may have been opened with.
 """
 
 from __future__ import annotations
@@ -189,7 +191,9 @@ class TypeDefinitions:
         builtins = builtin_types()
         written = []
         for key, otype in declared.types.items():
-            current = self.store.schema.types.get(key)
+            # What the stored objects were written under: the stored type, else the built-in
+            # one (``schema.types`` may hold the recipe's type given to the store already).
+            current = self.store.stored_type(key) or builtins.get(key)
             target = otype if current is None else merge_type(current, otype)
             if target == builtins.get(key) and current == target:
                 continue  # an untouched built-in type: nothing to store

@@ -225,6 +225,12 @@ class Store(World, Protocol):
         """Store a new or changed type; ``schema.types`` has it at once."""
         ...
 
+    def stored_type(self, key: str) -> ObjectType | None:
+        """The type as the account has stored it; ``None`` while ``schema.types`` holds only
+        what was given to the store (a recipe's type not deployed yet, an untouched built-in
+        type). The memory store's schema is all stored."""
+        ...
+
     def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
         """Store a dictionary with these values (a new one, or more values for one)."""
         ...

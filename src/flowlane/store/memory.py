@@ -297,6 +297,9 @@ class MemoryStore:
     def put_object_type(self, otype: ObjectType, at: datetime) -> None:
         self.schema.types[otype.key] = otype
 
+    def stored_type(self, key: str) -> ObjectType | None:
+        return self.schema.types.get(key)
+
     def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
         current = self.schema.dictionaries.setdefault(key, [])
         current.extend(v for v in values if v not in current)

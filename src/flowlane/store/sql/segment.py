@@ -122,10 +122,17 @@ def _kind(spec: FieldSpec | None, name: str, otype: ObjectType) -> str | None:
 def accessor_sql(dialect: str, column: str, name: str, kind: str) -> str:
     """SQL text reading field ``name`` of kind ``kind`` from the JSON column ``column``."""
     if dialect == "postgresql":
+        # Cast only JSON of the kind: the index covers every type's field of this name.
         if kind == "number":
-            return f"(({column} ->> '{name}')::numeric)"
+            return (
+                f"(CASE WHEN jsonb_typeof({column} -> '{name}') = 'number' "
+                f"THEN ({column} ->> '{name}')::numeric END)"
+            )
         if kind == "bool":
-            return f"(({column} ->> '{name}')::boolean)"
+            return (
+                f"(CASE WHEN jsonb_typeof({column} -> '{name}') = 'boolean' "
+                f"THEN ({column} ->> '{name}')::boolean END)"
+            )
         if kind in ("date", "datetime"):
             tag = "$d" if kind == "date" else "$dt"
             return f"(({column} -> '{name}' ->> '{tag}') COLLATE \"C\")"
@@ -368,18 +375,29 @@ class _Compiler:
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         is_day = isinstance(value, date) and not isinstance(value, datetime)
         if kind in ("text", "link") and isinstance(value, str):
+            if "\x00" in value:  # PostgreSQL text cannot hold it
+                raise _Unsupported
             return value
         if kind == "number" and is_number:
             if self.dialect == "postgresql":  # exact: a float as the decimal it prints as
                 exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
                 return literal(exact, Numeric())
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise _Unsupported  # beyond SQLite's integers
             return literal(value)
         if kind == "bool" and isinstance(value, bool):
             return literal(value, Boolean())
         if kind == "date" and is_day:
             return value.isoformat()
         if kind == "datetime" and isinstance(value, datetime) and value.tzinfo is not None:
-            return _utc_text(value)
+            # In the zone of the stored values Python compares wall clocks: a time that a
+            # daylight saving change skips or repeats has no single instant to compare with.
+            if value.replace(fold=0).utcoffset() != value.replace(fold=1).utcoffset():
+                raise _Unsupported
+            try:
+                return _utc_text(value)
+            except OverflowError as exc:
+                raise _Unsupported from exc
         raise _Unsupported
 
     def _contains(self, item_node: ast.expr, container_node: ast.expr) -> ColumnElement[bool]:
@@ -398,6 +416,7 @@ class _Compiler:
             if not isinstance(item.value, str):
                 raise _Unsupported
             if container.kind == "text":
+                self._bind("text", item.value)  # refuses what SQL text cannot hold
                 if self.dialect == "postgresql":
                     return func.strpos(container.sql, item.value) > 0
                 return func.instr(container.sql, item.value) > 0
@@ -458,13 +477,19 @@ class _Compiler:
             if f.kind == "date" and (c.seconds or c.microseconds):
                 return None
             shift = c if isinstance(node.op, ast.Add) else -c
-            return field_node, op, _value_node(other - shift)
+            try:
+                return field_node, op, _value_node(other - shift)
+            except OverflowError:
+                return None
         # c - field compared with a duration ``other``: field OP' c - other
         if not isinstance(other, timedelta) or not self._same_kind(f.kind, c):
             return None
         if f.kind == "date" and (other.seconds or other.microseconds):
             return None
-        return field_node, _FLIP.get(type(op), type(op))(), _value_node(c - other)
+        try:
+            return field_node, _FLIP.get(type(op), type(op))(), _value_node(c - other)
+        except OverflowError:
+            return None
 
     def _same_kind(self, kind: str, value: Any) -> bool:
         if kind == "datetime":

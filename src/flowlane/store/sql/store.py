@@ -180,6 +180,8 @@ class SqlStore:
         self._stmts = _Statements(self.pg)
         self._bulk = BulkWriter(engine.dialect.name)
         self._last_time: tuple[str, datetime] = ("", datetime.min.replace(tzinfo=UTC))
+        self._stored_types: set[str] = set()
+        """Keys of the types stored in ``object_types`` (the others came with the schema)."""
         self._load_schema()
 
     # ---- connections and transactions ----------------------------------------------------
@@ -1054,6 +1056,7 @@ class SqlStore:
         schema = self.schema
         for row in types:
             schema.types[row.key] = load_type(row.key, decode_value(row.spec))
+        self._stored_types = {row.key for row in types}
         for row in dictionaries:
             stored = [str(v) for v in row[1]]
             given = schema.dictionaries.get(row.key, [])
@@ -1106,6 +1109,12 @@ class SqlStore:
                 self._undo.append(lambda: types.pop(otype.key, None))
             else:
                 self._undo.append(lambda: types.__setitem__(otype.key, before))
+            if otype.key not in self._stored_types:
+                self._stored_types.add(otype.key)
+                self._undo.append(lambda: self._stored_types.discard(otype.key))
+
+    def stored_type(self, key: str) -> ObjectType | None:
+        return self.schema.types.get(key) if key in self._stored_types else None
 
     def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
         dictionaries = self.schema.dictionaries
