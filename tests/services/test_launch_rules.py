@@ -172,3 +172,45 @@ def test_a_check_of_a_stopped_process_ends_its_chain(account: Account) -> None:
     _do(account, lambda: account.activate_process("sweep", by="olga"))
     timer = account.store.next_timer(T0 + timedelta(days=1))
     assert timer is not None and timer.due_at == due + timedelta(minutes=10)
+
+
+def test_a_check_starts_only_objects_that_still_match_under_their_locks(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search and the locks are apart: an object changed in between (a request that
+    committed meanwhile) is checked again once locked, and does not enter."""
+    launch = "{on: periodic, every: 10m, entry: \"object.status == 'delayed'\"}"
+    _deploy(account, _process("sweep", launch))
+    found = account.store.newly_matching
+
+    def stale(*args: object, **kw: object) -> list[str]:
+        ids = found(*args, **kw)  # type: ignore[arg-type]
+        account.store.update_object("d1", {"status": "paid"}, T0)  # "meanwhile"
+        return ids
+
+    monkeypatch.setattr(account.store, "newly_matching", stale)
+    account.runner.now = T0 + timedelta(minutes=10)
+    _do(account, account.runner.run)
+    assert _started(account, "sweep") == ["d0", "d2"]
+
+
+def test_one_event_makes_one_object_for_every_process_listening(account: Account) -> None:
+    for key in ("a", "b"):
+        _deploy(
+            account,
+            f"""
+key: intake-{key}
+name: intake {key}
+object: order
+launch: {{on: event, event: "webhook:shop"}}
+blocks:
+  start: {{type: start, next: done}}
+  done: {{type: end}}
+""",
+        )
+    before = set(account.store.objects_of_type("order"))
+    got: list[str] = []
+    _do(account, lambda: got.extend(account.fire_event("webhook", "shop", {"number": "W-1"})))
+    made = set(account.store.objects_of_type("order")) - before
+    assert len(got) == 2 and len(made) == 1
+    assert {st.object_id for st in map(account.store.get_instance, got) if st} == made

@@ -173,9 +173,21 @@ def on_stage(account: Account, object_id: str, before: Any, stage: Any) -> list[
 
 def start_all(account: Account, definition: Definition, object_ids: list[str]) -> list[str]:
     """Start the process for each object (ids that a launch rule chose), objects loaded and
-    locked in one go."""
+    locked in one go, and checked again under the locks: a change committed between the
+    search and the locks may have taken an object out (or another start let it enter)."""
+    if not object_ids:
+        return []
+    launch = definition.spec.launch
+    repeat = bool(launch and launch.repeat)
     account.store.prefetch(object_ids=object_ids, lock_objects=True)
-    return [account.runner.start_instance(definition.key, oid, {}) for oid in object_ids]
+    still = account.store.select_objects(
+        definition.spec.object,
+        condition_of(account, definition),
+        condition_scope(account),
+        ids=object_ids,
+        not_entered=None if repeat else definition.key,
+    )
+    return [account.runner.start_instance(definition.key, oid, {}) for oid in still]
 
 
 def run_once(account: Account, definition: Definition) -> list[str]:
@@ -303,6 +315,7 @@ def on_event(account: Account, kind: str, key: str | None, data: dict[str, Any])
     listening (approved, where approval is needed)."""
     names = event_names(kind, key, data)
     started = []
+    objects: dict[str, str | None] = {}  # one object per type and event, however many listen
     for d_key in account.store.process_keys():
         d = account.store.definition(d_key)
         if d is None or d.spec.launch is None or d.spec.launch.on != "event":
@@ -311,7 +324,9 @@ def on_event(account: Account, kind: str, key: str | None, data: dict[str, Any])
             continue
         if not is_approved(account, d) or not is_active(account, d):
             continue
-        object_id = account.object_for_event(d, data)
+        if d.spec.object not in objects:
+            objects[d.spec.object] = account.object_for_event(d, data)
+        object_id = objects[d.spec.object]
         vars_ = account.coerce_vars(d, {k: v for k, v in data.items() if k in d.spec.variables})
         if object_id is None or entry_holds(account, d, object_id):
             started.append(account.runner.start_instance(d_key, object_id, vars_))
