@@ -21,7 +21,7 @@ from flowlane.core.errors import Refused
 from flowlane.model.definition import Definition
 from flowlane.model.recipe import parse_process
 from flowlane.model.yamlio import parse_text
-from flowlane.objects import Schema, build_schema
+from flowlane.objects import Schema, build_schema, type_spec
 from flowlane.runtime.durable import deploy, load_valid_recipe, open_durable
 from flowlane.services import typedefs
 from flowlane.services.account import Account
@@ -602,3 +602,184 @@ def test_a_deploy_converts_objects_of_a_built_in_type_it_declares_first(
         assert data(third, oid)["amount"] == 6
     finally:
         third.store.close()
+
+
+# ---- a redeploy applies only what the recipe changed -----------------------------------------
+
+
+def ticket_recipe(
+    *, label: str = "Ticket", levels: tuple[str, ...] = ("a", "b"), **fields: Any
+) -> Schema:
+    """A recipe's objects.yaml: a custom type ``ticket`` (``fields`` change its fields, None
+    removes one), the built-in ``order`` extended with an enum, a dictionary."""
+    declared: dict[str, Any] = {
+        "level": {"type": "enum", "values": list(levels)},
+        "note": {"type": "string"},
+    }
+    for name, field in fields.items():
+        if field is None:
+            declared.pop(name, None)
+        else:
+            declared[name] = field
+    return build_schema(
+        {
+            "types": {
+                "ticket": {"label": label, "fields": declared},
+                "order": {"fields": {"channel": {"type": "enum", "values": ["web", "shop"]}}},
+            },
+            "dictionaries": {"topics": ["billing", "tech"]},
+        }
+    )
+
+
+def deploy_objects(account: Account, schema: Schema) -> list[str]:
+    written: list[str] = do(account, lambda: account.deploy_objects(schema))
+    return written
+
+
+def admin_change(account: Account, key: str, **fields: Any) -> None:
+    """What an admin does in the UI: the stored type with ``fields`` changed."""
+    spec = type_spec(account.store.schema.types[key])
+    spec["fields"].update(fields)
+    do(account, lambda: account.change_type(key, spec))
+
+
+def field_values(account: Account, key: str, name: str) -> tuple[str, ...] | None:
+    return account.store.schema.types[key].fields[name].values
+
+
+LEVELS_ABC = {"type": "enum", "values": ["a", "b", "c"]}
+CHANNELS = {"type": "enum", "values": ["web", "shop", "phone"]}
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["no-values", "objects-hold-them"])
+def test_a_redeploy_of_the_unchanged_recipe_keeps_what_admins_changed(
+    opened: Opened, account: Account, held: bool
+) -> None:
+    assert "ticket" in deploy_objects(account, ticket_recipe())
+    ticket = do(account, lambda: account.create_object("ticket", {"level": "a"}))
+    admin_change(account, "ticket", level=LEVELS_ABC, extra={"type": "text"})
+    admin_change(account, "order", channel=CHANNELS)
+    do(account, lambda: account.add_dictionary_value("topics", "legal"))
+    order = do(account, lambda: account.create_object("order", {"number": "A-1"}))
+    if held:
+        do(account, lambda: account.update_object(ticket, {"level": "c", "extra": "x"}))
+        do(account, lambda: account.update_object(order, {"channel": "phone"}))
+
+    def unchanged(acc: Account) -> None:
+        assert field_values(acc, "ticket", "level") == ("a", "b", "c")
+        assert "extra" in acc.store.schema.types["ticket"].fields
+        assert field_values(acc, "order", "channel") == ("web", "shop", "phone")
+        assert acc.store.schema.dictionaries["topics"] == ["billing", "tech", "legal"]
+        assert data(acc, ticket)["level"] == ("c" if held else "a")
+        assert data(acc, order).get("channel") == ("phone" if held else None)
+
+    assert deploy_objects(account, ticket_recipe()) == []
+    unchanged(account)
+    do(account, lambda: account.update_object(ticket, {"level": "c"}))  # still accepted
+    do(account, lambda: account.update_object(ticket, {"level": "c" if held else "a"}))
+    again = Account(opened.open(), NOW)  # what the last deploy declared is stored too
+    assert deploy_objects(again, ticket_recipe()) == []
+    unchanged(again)
+
+
+def test_a_redeploy_applies_what_the_recipe_changed_since_the_last_deploy(
+    opened: Opened, account: Account
+) -> None:
+    deploy_objects(account, ticket_recipe())
+    ticket = do(account, lambda: account.create_object("ticket", {"level": "a", "note": "5"}))
+    admin_change(account, "ticket", level=LEVELS_ABC)
+    admin_change(account, "order", channel=CHANNELS)
+    do(account, lambda: account.update_object(ticket, {"level": "c"}))
+
+    # The recipe changes another field, adds one and renames the type: applied, converting
+    # the objects; the admin's enum value stays.
+    v2 = {"label": "Support ticket", "note": {"type": "integer"}, "topic": {"type": "text"}}
+    assert deploy_objects(account, ticket_recipe(**v2)) == ["ticket"]
+    otype = account.store.schema.types["ticket"]
+    assert otype.label == "Support ticket"
+    assert otype.fields["note"].type == "integer" and "topic" in otype.fields
+    assert field_values(account, "ticket", "level") == ("a", "b", "c")
+    assert field_values(account, "order", "channel") == ("web", "shop", "phone")
+    assert data(account, ticket) == {"level": "c", "note": 5}
+
+    # The recipe changes the field the admin changed: the recipe's version wins, through the
+    # same checks (refused while an object holds a value it drops; nothing is recorded then).
+    v3 = {**v2, "levels": ("a", "b", "d")}
+    message = refused(account, lambda: account.deploy_objects(ticket_recipe(**v3)))
+    assert message == (
+        f"ticket.level: the value of {ticket} cannot become enum: 'c' is not one of a, b, d"
+    )
+    assert field_values(account, "ticket", "level") == ("a", "b", "c")
+    assert deploy_objects(account, ticket_recipe(**v2)) == []  # v2 is still the last deploy
+    do(account, lambda: account.update_object(ticket, {"level": "b"}))
+    assert deploy_objects(account, ticket_recipe(**v3)) == ["ticket"]
+    assert field_values(account, "ticket", "level") == ("a", "b", "d")
+    assert field_values(account, "order", "channel") == ("web", "shop", "phone")
+
+    # A field the recipe no longer declares stays as it is (deploys never remove fields),
+    # an admin's change to it included.
+    admin_change(account, "ticket", topic={"type": "string"})
+    deploy_objects(account, ticket_recipe(**{**v3, "topic": None}))
+    assert account.store.schema.types["ticket"].fields["topic"].type == "string"
+    assert account.store.schema.types["ticket"].fields["note"].type == "integer"
+    again = Account(opened.open(), NOW)
+    assert again.store.schema.types["ticket"].fields["topic"].type == "string"
+    assert field_values(again, "ticket", "level") == ("a", "b", "d")
+
+
+def test_a_first_deploy_applies_every_declared_field(account: Account) -> None:
+    """No declaration recorded yet (a first deploy, or a database deployed before they were
+    recorded): the recipe's fields replace the stored ones, as before."""
+    spec = {"label": "Ticket", "fields": {"level": LEVELS_ABC, "note": {"type": "text"}}}
+    do(account, lambda: account.define_type("ticket", {**spec, "stages": ["open", "closed"]}))
+    ticket = do(account, lambda: account.create_object("ticket", {"level": "c", "note": "n"}))
+    message = refused(account, lambda: account.deploy_objects(ticket_recipe()))
+    assert (
+        message == f"ticket.level: the value of {ticket} cannot become enum: 'c' is not one of a, b"
+    )
+    do(account, lambda: account.update_object(ticket, {"level": "a"}))
+    assert sorted(deploy_objects(account, ticket_recipe())) == ["order", "ticket"]
+    otype = account.store.schema.types["ticket"]
+    assert otype.fields["level"].values == ("a", "b")
+    assert otype.fields["note"].type == "string"
+    assert otype.stages == ("open", "closed")  # the recipe declares none: kept
+    assert data(account, ticket) == {"level": "a", "note": "n", "stage": "open"}
+    # From now on the declaration is recorded: an admin's change survives a redeploy.
+    admin_change(account, "ticket", level=LEVELS_ABC)
+    assert deploy_objects(account, ticket_recipe()) == []
+    assert field_values(account, "ticket", "level") == ("a", "b", "c")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_flowlane_deploy_of_the_same_recipe_keeps_an_admins_enum_value(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Through ``flowlane deploy``: a store opened with the recipe's types, deployed again."""
+    url = (
+        f"sqlite:///{tmp_path}/k.db" if kind == "sqlite" else request.getfixturevalue("pg_database")
+    )
+    objects = "types:\n  lead:\n    fields:\n      source: {type: enum, values: [ads, web]}\n"
+    root = write_recipe(tmp_path / "r", {}, objects=objects)
+
+    def deployed() -> Account:
+        recipe = load_valid_recipe(root)
+        store = open_durable(recipe, url)
+        try:
+            deploy(recipe, store)
+        except BaseException:
+            store.close()
+            raise
+        return Account(store, NOW)
+
+    first = deployed()
+    source = {"type": "enum", "values": ["ads", "web", "referral"]}
+    admin_change(first, "lead", source=source)
+    lead = do(first, lambda: first.create_object("lead", {"source": "referral"}))
+    first.store.close()
+    second = deployed()
+    try:
+        assert field_values(second, "lead", "source") == ("ads", "web", "referral")
+        assert data(second, lead) == {"source": "referral"}
+    finally:
+        second.store.close()

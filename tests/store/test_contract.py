@@ -491,6 +491,31 @@ def test_object_types_dictionaries_and_groups(store: Store) -> None:
     assert store.schema.groups == (*groups, "vip")
 
 
+def test_deployed_types(store: Store) -> None:
+    """What a deploy declared is kept apart from the schema, survives a round trip through the
+    stored spec and rolls back with the transaction."""
+    assert store.deployed_types() == {}
+    room = _room(
+        FieldSpec("size", "integer", default=2), FieldSpec("at", "date", default=date(2024, 5, 1))
+    )
+    store.put_deployed_type(room, AT)
+    store.put_deployed_type(ObjectType("desk", "Desk"), AT)
+    assert store.deployed_types() == {"room": room, "desk": ObjectType("desk", "Desk")}
+    assert "room" not in store.schema.types and store.stored_type("room") is None
+    wider = _room(FieldSpec("size", "number", label="Size", required=True))
+    with store.transaction():
+        store.put_deployed_type(wider, AT)
+        assert store.deployed_types()["room"] == wider
+    assert store.deployed_types()["room"] == wider
+
+    with pytest.raises(Boom), store.transaction():
+        store.put_deployed_type(room, AT)
+        store.put_deployed_type(ObjectType("lamp", "Lamp"), AT)
+        assert set(store.deployed_types()) == {"room", "desk", "lamp"}
+        raise Boom
+    assert store.deployed_types() == {"room": wider, "desk": ObjectType("desk", "Desk")}
+
+
 def test_object_pages_and_rewrite(store: Store) -> None:
     for n in range(5):
         store.put_object(ObjectRecord(f"room-{n}", "room", {"size": str(n)}), AT)

@@ -40,6 +40,7 @@ EXPECTED_TABLES = {
     "process_status",
     "dictionary_values",
     "object_types",
+    "deployed_types",
     "object_dictionaries",
     "account_groups",
     "task_counts",

@@ -11,6 +11,8 @@ Contract:
   value keep none, as with a newly added field).
 * Built-in fields cannot be removed (a built-in type is always its built-in fields plus the
   declared ones): :func:`plan_change` lists them in ``builtin_removed``.
+* :func:`merge_type` is the type a deploy aims at: the account's type with what the recipe
+  declares, or, given the last deploy's declaration, with only what the recipe changed since.
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ def plan_change(old: ObjectType, new: ObjectType) -> TypeChange:
     )
 
 
-def merge_type(current: ObjectType, declared: ObjectType) -> ObjectType:
+def merge_type(
+    current: ObjectType, declared: ObjectType, since: ObjectType | None = None
+) -> ObjectType:
     """``current`` with what a deployed objects.yaml declares for the same type.
 
     Declared fields are added or replace the current ones; fields only ``current`` has stay
@@ -111,15 +115,27 @@ def merge_type(current: ObjectType, declared: ObjectType) -> ObjectType:
     it declares some. For a built-in type, the fields (and label) of ``declared`` equal to
     the built-in ones count as not declared (build_schema fills them in), so they do not
     undo a change made to the account's type since.
+
+    ``since`` is the declaration of the last deploy, if known: then only what the recipe
+    changed since is applied. A field declared as it was then, the label if it is the same
+    and the stages if they are the same keep their current version (an admin's change to
+    them survives); a field declared then and no longer stays as it is.
     """
     builtin = builtin_types().get(declared.key)
+
+    def undeclared(name: str, spec: FieldSpec) -> bool:
+        if builtin is not None and builtin.fields.get(name) == spec:
+            return True
+        return since is not None and since.fields.get(name) == spec
+
     fields = dict(current.fields)
     for name, spec in declared.fields.items():
-        if builtin is not None and builtin.fields.get(name) == spec:
-            continue
-        fields[name] = spec
-    staged = declared.has_stages
-    keep_label = builtin is not None and declared.label == builtin.label
+        if not undeclared(name, spec):
+            fields[name] = spec
+    staged = declared.has_stages and (since is None or _stages(declared) != _stages(since))
+    keep_label = (builtin is not None and declared.label == builtin.label) or (
+        since is not None and declared.label == since.label
+    )
     return replace(
         current,
         label=current.label if keep_label else declared.label,
@@ -128,6 +144,10 @@ def merge_type(current: ObjectType, declared: ObjectType) -> ObjectType:
         success=declared.success if staged else current.success,
         failure=declared.failure if staged else current.failure,
     )
+
+
+def _stages(otype: ObjectType) -> tuple[tuple[str, ...], str | None, str | None]:
+    return otype.stages, otype.success, otype.failure
 
 
 __all__ = ["TypeChange", "link_target", "merge_type", "plan_change"]

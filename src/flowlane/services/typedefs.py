@@ -26,10 +26,18 @@ Contract:
     stages puts its objects without a stage in the first one.
 
 * Deploying a recipe (:meth:`TypeDefinitions.merge`) adds its dictionaries' values and its
-  groups, adds its new types and changes the others through the same checks (declared
-  fields added or replaced, none removed; see :func:`flowlane.objects.merge_type`). A type
-  is changed from what the store holds (:meth:`Store.stored_type`, else the built-in type),
-  not from the recipe's declaration the store may have been opened with.
+  groups (a deploy never removes a value or a group, so those admins added stay), adds its
+  new types and changes the others through the same checks (declared fields added or
+  replaced, none removed; see :func:`flowlane.objects.merge_type`). A type is changed from
+  what the store holds (:meth:`Store.stored_type`, else the built-in type), not from the
+  recipe's declaration the store may have been opened with.
+* **A redeploy applies only what the recipe changed.** Each deploy records the recipe's
+  declaration of every type (:meth:`Store.put_deployed_type`). A type declared as at the
+  last deploy is left as stored, admins' changes included; otherwise only the fields (and
+  label, stages) whose declaration differs from the last deploy's are applied, so a field
+  the recipe did not change keeps the admin's version, and a field both changed gets the
+  recipe's (converting the objects, or refused). Without a recorded declaration (a first
+  deploy, or a database deployed before these were recorded) every declared field applies.
 """
 
 from __future__ import annotations
@@ -189,15 +197,24 @@ class TypeDefinitions:
         for group in declared.groups:
             self.store.add_group(group, now)
         builtins = builtin_types()
+        last_deployed = self.store.deployed_types()
         written = []
         for key, otype in declared.types.items():
             # What the stored objects were written under: the stored type, else the built-in
             # one (``schema.types`` may hold the recipe's type given to the store already).
             current = self.store.stored_type(key) or builtins.get(key)
-            target = otype if current is None else merge_type(current, otype)
-            if target == builtins.get(key) and current == target:
-                continue  # an untouched built-in type: nothing to store
-            if current is not None and current != target:
+            last = last_deployed.get(key)
+            if last != otype:
+                self.store.put_deployed_type(otype, now)
+            if current is None:
+                target = otype
+            elif last == otype:
+                continue  # declared as at the last deploy: the stored type stays as it is
+            else:
+                target = merge_type(current, otype, last)
+            if current == target:
+                continue  # nothing changes (an untouched built-in type is not stored)
+            if current is not None:
                 self.apply(plan_change(current, target), set())
             else:
                 self.store.put_object_type(target, now)

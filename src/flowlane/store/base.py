@@ -231,6 +231,16 @@ class Store(World, Protocol):
         type). The memory store's schema is all stored."""
         ...
 
+    def deployed_types(self) -> dict[str, ObjectType]:
+        """The declaration of each type at the last deploy (the recipe's type, as
+        :meth:`put_deployed_type` stored it), by key; empty before the first deploy."""
+        ...
+
+    def put_deployed_type(self, otype: ObjectType, at: datetime) -> None:
+        """Remember ``otype`` as what the deploy declared for its key (the schema is not
+        changed: a deploy changes it with :meth:`put_object_type`)."""
+        ...
+
     def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
         """Store a dictionary with these values (a new one, or more values for one)."""
         ...

@@ -59,6 +59,8 @@ class MemoryStore:
     statuses: dict[str, ProcessStatus] = field(default_factory=dict)
     created_counts: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
     """Tasks opened per (process, block, object), counting tasks ``restart`` deleted too."""
+    deployed: dict[str, ObjectType] = field(default_factory=dict)
+    """What the last deploy declared for each type (``deployed_types``)."""
     _heap: list[tuple[datetime, int, str]] = field(default_factory=list)
     _timer_seq: int = 0
     _instance_seq: int = 0
@@ -300,6 +302,12 @@ class MemoryStore:
     def stored_type(self, key: str) -> ObjectType | None:
         return self.schema.types.get(key)
 
+    def deployed_types(self) -> dict[str, ObjectType]:
+        return dict(self.deployed)
+
+    def put_deployed_type(self, otype: ObjectType, at: datetime) -> None:
+        self.deployed[otype.key] = otype
+
     def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
         current = self.schema.dictionaries.setdefault(key, [])
         current.extend(v for v in values if v not in current)
@@ -398,6 +406,7 @@ class MemoryStore:
         "incident_list",
         "_object_seqs",
         "schema",
+        "deployed",
     )
 
     def close(self) -> None:

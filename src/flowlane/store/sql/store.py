@@ -1116,6 +1116,23 @@ class SqlStore:
     def stored_type(self, key: str) -> ObjectType | None:
         return self.schema.types.get(key) if key in self._stored_types else None
 
+    def deployed_types(self) -> dict[str, ObjectType]:
+        with self._query() as c:
+            rows = c.execute(select(t.deployed_types.c.key, t.deployed_types.c.spec)).all()
+        return {row.key: load_type(row.key, decode_value(row.spec)) for row in rows}
+
+    def put_deployed_type(self, otype: ObjectType, at: datetime) -> None:
+        """Nothing is cached: a rolled-back transaction leaves nothing to undo."""
+        spec = encode_value(type_spec(otype))
+        with self._use() as c:
+            c.execute(
+                self._insert(t.deployed_types)
+                .values(key=otype.key, spec=spec, deployed_at=at)
+                .on_conflict_do_update(
+                    index_elements=["key"], set_={"spec": spec, "deployed_at": at}
+                )
+            )
+
     def put_dictionary(self, key: str, values: list[str], at: datetime) -> None:
         dictionaries = self.schema.dictionaries
         before = dictionaries.get(key)

@@ -287,6 +287,16 @@ object_types = Table(
     _at("updated_at"),
 )
 
+# What the last deploy declared for each type (``spec`` as in ``object_types``: the recipe's
+# type, ``flowlane.objects.type_spec``): a redeploy applies only what the recipe changed since.
+deployed_types = Table(
+    "deployed_types",
+    metadata,
+    _name("key", primary_key=True),
+    Column("spec", Json, nullable=False),
+    _at("deployed_at"),
+)
+
 # Dictionaries in their declared order; values added one by one later are rows of
 # ``dictionary_values`` (appended after these on load).
 object_dictionaries = Table(

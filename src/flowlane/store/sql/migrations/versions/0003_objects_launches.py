@@ -41,6 +41,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name="pk_object_types"),
     )
     op.create_table(
+        "deployed_types",
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("spec", types_json, nullable=False),
+        sa.Column("deployed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name="pk_deployed_types"),
+    )
+    op.create_table(
         "object_dictionaries",
         sa.Column("key", sa.String(200), nullable=False),
         sa.Column("items", types_json, nullable=False),
@@ -100,6 +107,7 @@ def downgrade() -> None:
     # ---- stored object types ----
     op.drop_table("account_groups")
     op.drop_table("object_dictionaries")
+    op.drop_table("deployed_types")
     op.drop_table("object_types")
     # ---- process administration (lifecycle, last launch) ----
     op.drop_table("process_status")
