@@ -41,6 +41,7 @@ bench: $(BENCH_VENV)/.installed $(STAMP)
 	$(BENCH_VENV)/bin/python bench/engine.py
 	$(BIN)/python bench/durable.py
 	$(BIN)/python bench/launch.py
+	$(BIN)/python bench/tasks.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

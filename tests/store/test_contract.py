@@ -31,6 +31,7 @@ from flowlane.store.records import (
     IncidentRecord,
     MessageRecord,
     ProcessStatus,
+    TaskQuery,
     TaskRecord,
     TimerRecord,
 )
@@ -990,3 +991,142 @@ def test_user_selector_names_only_users(store: Store) -> None:
     assert store.users("user:order-1") == []
     assert store.users("user:anna") == ["anna"]
     assert store.users("user:nobody") == []
+
+
+# ---- inbox, task table, statistics ----------------------------------------------------------
+
+
+def _inbox_tasks(store: Store) -> None:
+    _put_instances(store, "i1")
+    hour = 3600
+    for tid, kw in [
+        ("a", {"reaction_s": hour}),  # due 11:00, overdue at 12:00
+        ("b", {"priority": "urgent", "reaction_s": None}),
+        ("c", {"priority": "low", "reaction_s": 2 * hour}),  # due exactly now: not overdue
+        ("d", {"priority": "high", "reaction_s": 5 * hour}),
+        ("e", {"priority": "high", "reaction_s": 3 * hour}),
+        ("f", {"priority": "high", "reaction_s": None}),
+        ("g", {"priority": "high", "reaction_s": None}),  # ties with f: creation order
+        ("h", {"priority": "urgent", "reaction_s": 60}),
+        ("i", {"reaction_s": hour // 2}),
+        ("closed", {"closed": True, "status": "answered", "reaction_s": 60}),
+        ("other", {"assignee": "user-2", "reaction_s": 60}),
+        ("hidden", {"inbox": False, "reaction_s": 60}),
+        ("x", {"assignee": None, "process": "reach-by-phone", "reaction_s": None}),
+        ("y", {"assignee": None, "reaction_s": 60}),  # unassigned, not an executor there
+    ]:
+        store.put_task(_task(tid, "i1", **kw))
+
+
+def test_inbox_order_and_pages(store: Store) -> None:
+    _inbox_tasks(store)
+    now = AT + timedelta(hours=2)
+    page = store.inbox("user-1", {"reach-by-phone"}, now, offset=0, limit=50)
+    assert _ids(page) == ["h", "i", "a", "b", "e", "d", "f", "g", "x", "c"]
+    assert page[0].inbox and page[0].due_at == AT + timedelta(seconds=60)
+    assert _ids(store.inbox("user-1", {"reach-by-phone"}, now, offset=2, limit=3)) == [
+        "a",
+        "b",
+        "e",
+    ]
+    assert _ids(store.inbox("user-1", (), now, offset=8, limit=5)) == ["c"]
+    assert store.inbox("user-1", (), now, offset=20, limit=5) == []
+    # a second later the low task is overdue too, and comes after the overdue normal ones
+    later = store.inbox("user-1", (), now + timedelta(seconds=1), limit=4)
+    assert _ids(later) == ["h", "i", "a", "c"]
+    assert _ids(store.inbox("user-2", (), now)) == ["other"]
+
+
+def test_inbox_sees_changes_of_the_transaction(store: Store) -> None:
+    _inbox_tasks(store)
+    now = AT + timedelta(hours=2)
+    with store.transaction():
+        task = store.get_task("h")
+        assert task is not None
+        task.assignee = "user-2"
+        store.put_task(task)
+        assert _ids(store.inbox("user-2", (), now)) == ["h", "other"]
+    assert _ids(store.inbox("user-1", (), now, limit=2)) == ["i", "a"]
+
+
+def _table_tasks(store: Store) -> None:
+    _put_instances(store, "i1", "i2")
+    for n, kw in enumerate(
+        [
+            {"assignee": "user-2", "status": "b_work", "reaction_s": 600},
+            {"assignee": None, "status": "a_new", "priority": "urgent", "reaction_s": None},
+            {"assignee": "user-1", "status": "bwork", "priority": "low", "reaction_s": 60},
+            {"assignee": "user-1", "status": "a_new", "object_id": "order-2", "reaction_s": 60},
+            {"assignee": "user-2", "status": "done", "closed": True, "priority": "high"},
+            {"process": "reach-by-phone", "instance_id": "i2"},
+        ]
+    ):
+        store.put_task(_task(f"t{n}", **{"created_at": AT + timedelta(minutes=n), **kw}))
+
+
+def test_task_page_sorts_filters_and_pages(store: Store) -> None:
+    _table_tasks(store)
+    q = TaskQuery(process="new-order")
+
+    def ids(**kw: Any) -> tuple[list[str], int]:
+        query = kw.pop("query", q)
+        tasks, total = store.task_page(query, **kw)
+        return _ids(tasks), total
+
+    assert ids() == (["t0", "t1", "t2", "t3", "t4"], 5)
+    assert ids(descending=True) == (["t4", "t3", "t2", "t1", "t0"], 5)
+    assert ids(offset=1, limit=2) == (["t1", "t2"], 5)
+    assert ids(offset=9) == ([], 5)
+    # due: t2 and t3 due at 11:03 and 11:04 (+60 s), t0 at 11:10, t4 (3600 s) at 12:04
+    assert ids(sort="due_at") == (["t2", "t3", "t0", "t4", "t1"], 5)
+    assert ids(sort="due_at", descending=True) == (["t4", "t0", "t3", "t2", "t1"], 5)
+    assert ids(sort="priority") == (["t1", "t4", "t0", "t3", "t2"], 5)
+    assert ids(sort="priority", descending=True) == (["t2", "t0", "t3", "t4", "t1"], 5)
+    # byte order: '_' (0x5f) before 'w' — whatever the database's collation
+    assert ids(sort="status") == (["t1", "t3", "t0", "t2", "t4"], 5)
+    assert ids(sort="assignee") == (["t2", "t3", "t0", "t4", "t1"], 5)
+    assert ids(sort="assignee", descending=True) == (["t0", "t4", "t2", "t3", "t1"], 5)
+    assert ids(query=TaskQuery(process="new-order", assignee="user-1")) == (["t2", "t3"], 2)
+    assert ids(query=TaskQuery(process="new-order", unassigned=True)) == (["t1"], 1)
+    assert ids(query=TaskQuery(process="new-order", status="a_new")) == (["t1", "t3"], 2)
+    assert ids(query=TaskQuery(process="new-order", open_only=True))[1] == 4
+    assert ids(query=TaskQuery(object_ids=("order-2",))) == (["t3"], 1)
+    assert ids(query=TaskQuery(object_ids=())) == ([], 0)
+    window = TaskQuery(
+        process="new-order",
+        created_from=AT + timedelta(minutes=1),
+        created_to=AT + timedelta(minutes=3),
+    )
+    assert ids(query=window) == (["t1", "t2"], 2)
+    assert ids(query=TaskQuery()) == (["t0", "t1", "t2", "t3", "t4", "t5"], 6)
+
+
+def test_task_statistics_by_day_in_the_account_zone(store: Store) -> None:
+    _put_instances(store, "i1")
+    # Moscow is UTC+3: 20:59:59 UTC is still 1 May there, 21:00 UTC is 2 May
+    last = datetime(2024, 5, 1, 20, 59, 59, tzinfo=UTC)
+    first = datetime(2024, 5, 1, 21, 0, tzinfo=UTC)
+    for tid, at, kw in [
+        ("s1", last, {}),
+        ("s2", last, {}),
+        ("s3", first, {}),
+        ("s4", first, {"assignee": None}),
+        ("s5", last, {"status": "answered", "closed": True}),
+        ("s6", first, {"assignee": "user-2"}),
+        ("s7", first, {"process": "reach-by-phone"}),
+    ]:
+        store.put_task(_task(tid, created_at=at, **kw))
+    may1, may2 = date(2024, 5, 1), date(2024, 5, 2)
+    rows = store.task_statistics(TaskQuery(process="new-order"))
+    assert [(r.assignee, r.status, r.day, r.count) for r in rows] == [
+        ("user-1", "answered", may1, 1),
+        ("user-1", "open", may1, 2),
+        ("user-1", "open", may2, 1),
+        ("user-2", "open", may2, 1),
+        (None, "open", may2, 1),
+    ]
+    rows = store.task_statistics(TaskQuery(process="new-order", open_only=True, created_to=first))
+    assert [(r.assignee, r.day, r.count) for r in rows] == [("user-1", may1, 2)]
+    rows = store.task_statistics(TaskQuery(process="new-order", unassigned=True))
+    assert [(r.assignee, r.count) for r in rows] == [(None, 1)]
+    assert store.task_statistics(TaskQuery(process="nothing")) == []

@@ -22,7 +22,7 @@ from flowlane.store.sql.engine import display_url, make_engine, normalize_url
 from flowlane.store.sql.migrate import DatabaseError, current, upgrade
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-HEAD = "0003"
+HEAD = "0004"
 EXPECTED_TABLES = {
     "matched",
     "sequences",
@@ -245,7 +245,7 @@ def test_0003_stores_object_datetimes_as_utc_text(
                         id=f"e{i}", type="event", data=old, created_at=at, updated_at=at
                     )
                 )
-        assert upgrade(engine) == "0003"
+        assert upgrade(engine) == HEAD
         with engine.connect() as c:
             stored = c.execute(select(tables.objects.c.data).where(tables.objects.c.id == "e1"))
             data = stored.scalar_one()

@@ -225,6 +225,7 @@ def _open_task(
             waits=waits,
             priority=settings.priority,
             reaction_s=reaction,
+            inbox=settings.inbox,
         )
     )
     step.log(token.block, "task_opened", task=task_id, assignee=assignee, kind=kind)

@@ -95,6 +95,7 @@ class OpenTask:
     waits: bool
     priority: str
     reaction_s: int | None
+    inbox: bool = True
 
 
 @dataclass(frozen=True, slots=True)

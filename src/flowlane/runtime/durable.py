@@ -33,6 +33,7 @@ from flowlane.runtime.faults import Faults
 from flowlane.runtime.mail import SmtpSettings
 from flowlane.runtime.worker import Worker, WorkerSettings, wall_clock
 from flowlane.services.account import Account
+from flowlane.store.files import LocalFileStore, data_folder
 from flowlane.store.memory import DEFAULT_TZ
 from flowlane.store.sql import open_store
 from flowlane.store.sql.migrate import DatabaseError
@@ -76,10 +77,11 @@ def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
     )
 
 
-def request_account(store: SqlStore) -> Account:
+def request_account(store: SqlStore, data: Path | str | None = None) -> Account:
     """An account for one request outside a worker (deploy, start, migrate, forecast): it
-    runs what the request sets off, but leaves due timers to the workers."""
-    account = Account(store, wall_clock())
+    runs what the request sets off, but leaves due timers to the workers. ``data``: the data
+    folder for attachments (default ``FLOWLANE_DATA``, else ``./flowlane-data``)."""
+    account = Account(store, wall_clock(), files=LocalFileStore(data or data_folder()))
     account.runner.fire_due_timers = False
     return account
 

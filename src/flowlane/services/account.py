@@ -31,11 +31,13 @@ from flowlane.objects import (
     link_problems,
     validate_record,
 )
-from flowlane.services import admin, launch
+from flowlane.services import admin, launch, tasklists, taskwork
 from flowlane.services.passwords import hash_passwords
 from flowlane.services.runner import Runner, StageMove, TraceSink
 from flowlane.services.typedefs import TypeDefinitions
+from flowlane.store import taskquery
 from flowlane.store.base import Store, is_bad_value, is_conflict
+from flowlane.store.files import FileStore, LocalFileStore, Staged, data_folder
 from flowlane.store.records import MessageRecord, TaskRecord
 
 ADMIN_ROLES = tuple(sorted(STAFF_ADMIN_ROLES))
@@ -63,8 +65,20 @@ class MoveResult:
 class Account:
     """An account's services over a store, with an injected clock value ``now``."""
 
-    def __init__(self, store: Store, now: datetime, *, sink: TraceSink | None = None):
+    def __init__(
+        self,
+        store: Store,
+        now: datetime,
+        *,
+        sink: TraceSink | None = None,
+        files: FileStore | None = None,
+        attachment_limits: taskwork.AttachmentLimits | None = None,
+    ):
         self.store = store
+        self._files = files
+        self.attachment_limits = attachment_limits or taskwork.AttachmentLimits()
+        self.staged_files: list[Staged] = []
+        """Attachment bytes written by the request under way, promoted after its commit."""
         self.runner = Runner(store, now, sink)
         self.runner.on_object_created = lambda oid: launch.on_created(self, oid)
         self.runner.on_object_changed = lambda oid, b, a: launch.on_changed(self, oid, b, a)
@@ -83,8 +97,10 @@ class Account:
             try:
                 with self.store.transaction():
                     action()
+                self._settle_files(promote=True)
                 return
             except BaseException as exc:
+                self._settle_files(promote=False)
                 # Nothing of a failed request may linger: not its queued steps, not its clock.
                 self.runner.queue.clear()
                 self.runner.now = now
@@ -95,6 +111,21 @@ class Account:
                 if isinstance(exc, Refused) or not isinstance(exc, FlowlaneError):
                     raise
                 raise Refused(str(exc)) from exc
+
+    def _settle_files(self, *, promote: bool) -> None:
+        staged, self.staged_files = self.staged_files, []
+        for item in staged:
+            if promote:
+                self.files.promote(item)
+            else:
+                self.files.discard(item)
+
+    @property
+    def files(self) -> FileStore:
+        """Where attachments' bytes go: the one given, else a folder (``FLOWLANE_DATA``)."""
+        if self._files is None:
+            self._files = LocalFileStore(data_folder())
+        return self._files
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -324,7 +355,18 @@ class Account:
         while generation:
             generation = {st.id for st in self.store.children_of(generation)} - family
             family |= generation
-        self.store.delete_tasks([t.id for t in self.store.find_tasks(instance_ids=family)])
+        deleted = [t.id for t in self.store.find_tasks(instance_ids=family)]
+        self.store.delete_tasks(deleted)
+        if deleted:
+            self.runner.record(
+                {
+                    "instance": None,
+                    "process": process,
+                    "block": None,
+                    "event": "tasks_deleted",
+                    "details": {"tasks": deleted, "by": by, "reason": "restart"},
+                }
+            )
         self.store.forget_entered(process)
         admin.stop_after_restart(self, process)
         self.runner.run()
@@ -741,17 +783,114 @@ class Account:
         )
         self.runner.run()
 
-    def comment(self, task: TaskRecord, text: str, *, by: str | None) -> None:
-        if not text.strip():
+    def comment(
+        self,
+        task: TaskRecord,
+        text: str,
+        *,
+        by: str | None,
+        files: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Comment on the task, with files (name, bytes) attached if given; the assignee
+        and supervisors (else the owners) are notified."""
+        if not text.strip() and not files:
             raise Refused("a comment needs text")
         task = self._fresh(task)
         self._check_actor(task, by, "comment on")
-        self._add_comment(task, by, text)
+        added = taskwork.add_files(self, task, files or [], by)
+        self._add_comment(task, by, text, [a["id"] for a in added])
         self.store.put_task(task)
         self.runner.run()
 
-    def _add_comment(self, task: TaskRecord, by: str | None, text: str) -> None:
-        task.comments.append({"at": self.now, "by": by, "text": text})
+    def attach(
+        self,
+        task: TaskRecord,
+        filename: str,
+        content: bytes,
+        *,
+        by: str | None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Attach a file to the task (size and type limits: ``attachment_limits``); its
+        metadata is returned and kept in ``task.attachments``."""
+        task = self._fresh(task)
+        self._check_actor(task, by, "attach files to")
+        meta = taskwork.attach(self, task, filename, content, by=by, content_type=content_type)
+        self.store.put_task(task)
+        return meta
+
+    def attachment_content(self, task_id: str, attachment_id: str, *, by: str | None) -> bytes:
+        """The bytes of a task's attachment (for those who may act on the task)."""
+        task = self._task_by_id(task_id)
+        self._check_actor(task, by, "read the files of")
+        for meta in task.attachments:
+            if meta["id"] == attachment_id:
+                return self.files.read(str(meta["key"]))
+        raise NotFound(f"task {task_id} has no attachment {attachment_id!r}")
+
+    def task_history(self, task_id: str, *, by: str | None = None) -> list[dict[str, Any]]:
+        """Every change of the task in order: ``at``, ``by``, ``what`` and its details."""
+        task = self._task_by_id(task_id)
+        self._check_actor(task, by, "read the history of")
+        return list(task.history)
+
+    def _task_by_id(self, task_id: str) -> TaskRecord:
+        task = self.store.get_task(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} does not exist")
+        return task
+
+    def task_variables(self, task: TaskRecord) -> dict[str, dict[str, Any]]:
+        """The process's variables as the task's typed fields: name → field and value."""
+        state, specs = taskwork.variable_specs(self, task)
+        return {n: {"field": spec, "value": state.vars.get(n)} for n, spec in specs.items()}
+
+    def set_task_variables(
+        self, task: TaskRecord, values: dict[str, Any], *, by: str | None
+    ) -> dict[str, Any]:
+        """Fill process variables from the task: coerced with their field types and kept
+        on the instance, where later blocks read them as ``vars.<name>``."""
+        task = self._fresh(task)
+        self._check_actor(task, by, "fill the variables of")
+        return taskwork.set_variables(self, task, values, by)
+
+    def add_task(
+        self,
+        process: str,
+        *,
+        object_id: str | None,
+        title: str,
+        text: str = "",
+        assignee: str | None = None,
+        priority: str | None = None,
+        by: str | None,
+    ) -> TaskRecord:
+        """Put a task of the process by hand (not tied to a block; see ADR 0008)."""
+        return taskwork.add_task(
+            self,
+            process,
+            object_id=object_id,
+            title=title,
+            text=text,
+            assignee=assignee,
+            priority=priority,
+            by=by,
+        )
+
+    def _add_comment(
+        self,
+        task: TaskRecord,
+        by: str | None,
+        text: str,
+        attachments: list[str] | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {"at": self.now, "by": by, "text": text}
+        if attachments:
+            entry["attachments"] = attachments
+        task.comments.append(entry)
+        task.history.append(
+            {"at": self.now, "by": by, "what": "comment", "comment": len(task.comments)}
+        )
         settings = self.settings_for(task.instance_id)
         whom = [task.assignee] if task.assignee else []
         for sel in settings.supervisors:
@@ -810,11 +949,23 @@ class Account:
         to: str | None,
         by: str | None,
         from_given: bool = True,
+        object_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> int:
+        """Give the matching tasks (open ones unless a status is named) to ``to`` (None:
+        nobody); the filters are those of :meth:`task_statistics`."""
         self.definition(process)
         self.require_role(by, ADMIN_ROLES, f"reassign tasks of {process}")
         if to is not None:
             self.role_of(to)
+        extra = tasklists.task_query(
+            self,
+            process,
+            object_id=object_id,
+            created_from=created_from,
+            created_to=created_to,
+        )
         count = 0
 
         def chosen(task: TaskRecord) -> bool:
@@ -822,6 +973,7 @@ class Account:
                 not (from_given and task.assignee != from_)
                 and (status is None or task.status == status)
                 and not (status is None and task.closed)
+                and taskquery.matches(task, extra)
             )
 
         for listed in self.store.find_tasks(process=process):
@@ -835,3 +987,77 @@ class Account:
             self.store.put_task(task)
             count += 1
         return count
+
+    # ---- task lists and statistics ---------------------------------------------------------
+
+    def inbox(
+        self, user_id: str, *, page: int = 1, size: int = 50, by: str | None = None
+    ) -> tasklists.TaskPage:
+        """A page of the person's inbox (``total`` is the page's length)."""
+        return tasklists.inbox(self, user_id, page=page, size=size, by=by)
+
+    def process_tasks(
+        self,
+        process: str,
+        *,
+        status: str | None = None,
+        assignee: str | None = None,
+        unassigned: bool = False,
+        object_id: str | None = None,
+        open_only: bool = False,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        sort: str = "created_at",
+        descending: bool = False,
+        page: int = 1,
+        size: int = 50,
+        by: str | None = None,
+    ) -> tasklists.TaskPage:
+        """The process's task table: a page of its tasks and how many match."""
+        query = tasklists.task_query(
+            self,
+            process,
+            status=status,
+            assignee=assignee,
+            unassigned=unassigned,
+            object_id=object_id,
+            open_only=open_only,
+            created_from=created_from,
+            created_to=created_to,
+        )
+        return tasklists.process_tasks(
+            self, query, sort=sort, descending=descending, page=page, size=size, by=by
+        )
+
+    def object_tasks(self, object_id: str, *, by: str | None = None) -> list[TaskRecord]:
+        return tasklists.object_tasks(self, object_id, by=by)
+
+    def client_tasks(self, user_id: str, *, by: str | None = None) -> list[TaskRecord]:
+        return tasklists.client_tasks(self, user_id, by=by)
+
+    def task_statistics(
+        self,
+        process: str,
+        *,
+        status: str | None = None,
+        assignee: str | None = None,
+        unassigned: bool = False,
+        object_id: str | None = None,
+        open_only: bool = False,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        by: str | None = None,
+    ) -> tasklists.TaskStatistics:
+        """Tasks per manager × status × creation day (account zone), with totals."""
+        query = tasklists.task_query(
+            self,
+            process,
+            status=status,
+            assignee=assignee,
+            unassigned=unassigned,
+            object_id=object_id,
+            open_only=open_only,
+            created_from=created_from,
+            created_to=created_to,
+        )
+        return tasklists.statistics(self, query, by=by)

@@ -242,6 +242,8 @@ class Runner:
                 reaction_s=cmd.reaction_s,
                 created_at=self.now,
                 status=status,
+                history=[{"at": self.now, "by": None, "what": "created", "assignee": cmd.assignee}],
+                inbox=cmd.inbox,
             )
         )
         self.store.count_task_created(cmd.process, cmd.block, cmd.object_id)
@@ -252,6 +254,7 @@ class Runner:
             task.closed = True
             task.status = cmd.status
             task.closed_at = self.now
+            task.history.append({"at": self.now, "by": None, "what": cmd.status})
             self.store.put_task(task)
 
     def _apply_ScheduleTimer(self, cmd: ev.ScheduleTimer, state: InstanceState, _c: Any) -> None:

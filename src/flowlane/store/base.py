@@ -8,7 +8,7 @@ copies: a caller that changes one writes it back with the matching ``put_*`` met
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,6 +22,8 @@ from flowlane.store.records import (
     IncidentRecord,
     MessageRecord,
     ProcessStatus,
+    TaskCount,
+    TaskQuery,
     TaskRecord,
     TimerRecord,
 )
@@ -273,6 +275,39 @@ class Store(World, Protocol):
 
     def tasks_created(self) -> dict[tuple[str, str, str | None], int]:
         """Tasks opened per (process, block, object), counting tasks ``restart`` deleted."""
+        ...
+
+    def inbox(
+        self,
+        user_id: str,
+        executor_processes: Collection[str],
+        now: datetime,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[TaskRecord]:
+        """A page of a person's inbox: open tasks of ``inbox: true`` processes assigned to
+        them, or unassigned in one of ``executor_processes``; overdue first (due strictly
+        before ``now``), then priority (urgent first), due time (none last), creation order."""
+        ...
+
+    def task_page(
+        self,
+        query: TaskQuery,
+        *,
+        sort: str = "created_at",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[TaskRecord], int]:
+        """A page of the tasks matching ``query`` sorted by one of ``TASK_SORTS`` (priority:
+        urgent first when ascending; None last either way; ties in creation order), and how
+        many match in all."""
+        ...
+
+    def task_statistics(self, query: TaskQuery) -> list[TaskCount]:
+        """Matching tasks counted per assignee, status and day of creation in the account's
+        zone; sorted by day, assignee (nobody last), status."""
         ...
 
     # ---- timers ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import heapq
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
@@ -22,11 +22,14 @@ from flowlane.expr import Expression
 from flowlane.model.definition import Definition
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType, Schema
+from flowlane.store import taskquery
 from flowlane.store.match import matcher
 from flowlane.store.records import (
     IncidentRecord,
     MessageRecord,
     ProcessStatus,
+    TaskCount,
+    TaskQuery,
     TaskRecord,
     TimerRecord,
 )
@@ -353,6 +356,40 @@ class MemoryStore:
 
     def tasks_created(self) -> dict[tuple[str, str, str | None], int]:
         return dict(self.created_counts)
+
+    def inbox(
+        self,
+        user_id: str,
+        executor_processes: Collection[str],
+        now: datetime,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[TaskRecord]:
+        found = [
+            (taskquery.inbox_key(t, now, i), t)
+            for i, t in enumerate(self.tasks.values())
+            if taskquery.in_inbox(t, user_id, executor_processes)
+        ]
+        found.sort(key=lambda pair: pair[0])
+        return [t for _k, t in found[offset : offset + limit]]
+
+    def task_page(
+        self,
+        query: TaskQuery,
+        *,
+        sort: str = "created_at",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[TaskRecord], int]:
+        found = [t for t in self.tasks.values() if taskquery.matches(t, query)]
+        ordered = taskquery.sort_page(found, sort, descending)
+        return ordered[offset : offset + limit], len(found)
+
+    def task_statistics(self, query: TaskQuery) -> list[TaskCount]:
+        found = (t for t in self.tasks.values() if taskquery.matches(t, query))
+        return taskquery.statistics(found, self.tz)
 
     # ---- effects --------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flowlane.engine.context import ObjectRecord
@@ -42,6 +42,51 @@ class TaskRecord:
     answer: dict[str, Any] | None = None
     comments: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    """Files on the task: id, name, size, content_type, key (in the file store), by, at."""
+    inbox: bool = True
+    """The process's ``task: inbox`` setting: whether the task shows in people's inboxes."""
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the task should be reacted to: creation + the normal reaction time."""
+        if self.reaction_s is None:
+            return None
+        return self.created_at + timedelta(seconds=self.reaction_s)
+
+
+PRIORITY_RANKS = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+"""Inbox order of priorities: lower ranks come first."""
+
+TASK_SORTS = ("created_at", "due_at", "priority", "status", "assignee")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """Filters of the task table, the statistics and the bulk reassignment.
+
+    ``assignee`` filters on one person when ``unassigned`` is False; ``unassigned`` selects
+    tasks nobody holds. ``created_from`` is inclusive, ``created_to`` exclusive.
+    """
+
+    process: str | None = None
+    status: str | None = None
+    assignee: str | None = None
+    unassigned: bool = False
+    object_ids: tuple[str, ...] | None = None
+    open_only: bool = False
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCount:
+    """One row of the task statistics: tasks per assignee, status and day of creation."""
+
+    assignee: str | None
+    status: str
+    day: date
+    count: int
 
 
 @dataclass(slots=True)
@@ -109,11 +154,15 @@ class IncidentRecord:
 
 
 __all__ = [
+    "PRIORITY_RANKS",
+    "TASK_SORTS",
     "IncidentRecord",
     "Job",
     "MessageRecord",
     "ObjectRecord",
     "ProcessStatus",
+    "TaskCount",
+    "TaskQuery",
     "TaskRecord",
     "TimerRecord",
 ]

@@ -24,10 +24,10 @@ email messages get a ``deliver`` job in the same transaction (the outbox).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,12 +37,14 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -62,6 +64,8 @@ from flowlane.store.records import (
     Job,
     MessageRecord,
     ProcessStatus,
+    TaskCount,
+    TaskQuery,
     TaskRecord,
     TimerRecord,
 )
@@ -74,6 +78,7 @@ from flowlane.store.sql.segment import (
     encode_object_data,
     index_statements,
 )
+from flowlane.store.taskquery import priority_rank
 
 DEFAULT_TZ = "Europe/Moscow"
 TIMER_KINDS = ("timer", "periodic")
@@ -382,7 +387,7 @@ class SqlStore:
             bulk.write(
                 c,
                 t.tasks,
-                [_task_row(task, seq) for task, seq in tx.put_tasks.values()],
+                [_task_row(task, seq, self.tz) for task, seq in tx.put_tasks.values()],
                 conflict=("id",),
                 update=_TASK_UPDATES,
             )
@@ -1207,6 +1212,7 @@ class SqlStore:
             answer=data["answer"],
             comments=data["comments"],
             history=data["history"],
+            attachments=data.get("attachments", []),
         )
 
     def get_task(self, task_id: str) -> TaskRecord | None:
@@ -1274,6 +1280,133 @@ class SqlStore:
         with self._query() as c:
             rows = c.execute(select(t.task_counts)).all()
         return {(r.process, r.block, r.object_id or None): int(r._mapping["count"]) for r in rows}
+
+    def _tasks_of(self, tx: _Tx, rows: Any) -> list[TaskRecord]:
+        out = []
+        for row in rows:
+            task = tx.tasks.get(row.id)
+            if task is None:
+                task = tx.tasks[row.id] = self._task(row)
+            out.append(task)
+        return out
+
+    def _text_order(self, column: Any) -> Any:
+        """Byte order on both dialects (PostgreSQL's default collation may follow a locale)."""
+        return column.collate("C") if self.pg else column
+
+    def inbox(
+        self,
+        user_id: str,
+        executor_processes: Collection[str],
+        now: datetime,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[TaskRecord]:
+        c_ = t.tasks.c
+        mine = select(t.tasks).where(
+            c_.assignee == user_id, c_.closed.is_(False), c_.inbox.is_(True)
+        )
+        branches: list[Any] = [mine]
+        if executor_processes:
+            branches.append(
+                select(t.tasks).where(
+                    c_.assignee.is_(None),
+                    c_.closed.is_(False),
+                    c_.inbox.is_(True),
+                    c_.process.in_(sorted(executor_processes)),
+                )
+            )
+        found = (union_all(*branches) if len(branches) > 1 else mine).subquery()
+        overdue = case((and_(found.c.due_at.is_not(None), found.c.due_at < now), 0), else_=1)
+        stmt = (
+            select(found)
+            .order_by(
+                overdue,
+                found.c.priority_rank,
+                found.c.due_at.asc().nulls_last(),
+                found.c.seq,
+            )
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._query() as c, self._txn() as tx:
+            return self._tasks_of(tx, c.execute(stmt).all())
+
+    def _task_where(self, q: TaskQuery) -> list[ColumnElement[bool]]:
+        c_ = t.tasks.c
+        where: list[ColumnElement[bool]] = []
+        if q.process is not None:
+            where.append(c_.process == q.process)
+        if q.status is not None:
+            where.append(c_.status == q.status)
+        if q.unassigned:
+            where.append(c_.assignee.is_(None))
+        elif q.assignee is not None:
+            where.append(c_.assignee == q.assignee)
+        if q.object_ids is not None:
+            where.append(c_.object_id.in_(sorted(q.object_ids)))
+        if q.open_only:
+            where.append(c_.closed.is_(False))
+        if q.created_from is not None:
+            where.append(c_.created_at >= q.created_from)
+        if q.created_to is not None:
+            where.append(c_.created_at < q.created_to)
+        return where
+
+    def task_page(
+        self,
+        query: TaskQuery,
+        *,
+        sort: str = "created_at",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[TaskRecord], int]:
+        c_ = t.tasks.c
+        columns = {
+            "created_at": c_.created_at,
+            "due_at": c_.due_at,
+            "priority": c_.priority_rank,
+            "status": self._text_order(c_.status),
+            "assignee": self._text_order(c_.assignee),
+        }
+        if sort not in columns:
+            raise ValueError(f"unknown task sort {sort!r}")
+        key = columns[sort]
+        where = self._task_where(query)
+        stmt = (
+            select(t.tasks)
+            .where(*where)
+            .order_by((key.desc() if descending else key.asc()).nulls_last(), c_.seq)
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._query() as c, self._txn() as tx:
+            total = int(
+                c.execute(select(func.count()).select_from(t.tasks).where(*where)).scalar_one()
+            )
+            return self._tasks_of(tx, c.execute(stmt).all()), total
+
+    def task_statistics(self, query: TaskQuery) -> list[TaskCount]:
+        c_ = t.tasks.c
+        n = func.count().label("n")
+        stmt = (
+            select(c_.assignee, c_.status, c_.created_day, n)
+            .where(*self._task_where(query))
+            .group_by(c_.assignee, c_.status, c_.created_day)
+            .order_by(
+                c_.created_day,
+                self._text_order(c_.assignee).asc().nulls_last(),
+                self._text_order(c_.status),
+            )
+        )
+        with self._query() as c:
+            rows = c.execute(stmt).all()
+        return [
+            TaskCount(r.assignee, r.status, date.fromisoformat(r.created_day), int(r.n))
+            for r in rows
+        ]
 
     # ---- timers ----------------------------------------------------------------------------------
 
@@ -1520,8 +1653,12 @@ _REWRITE_OBJECT = (
 _TASK_UPDATES = tuple(c.name for c in t.tasks.c if c.name not in ("id", "seq"))
 
 
-def _task_row(task: TaskRecord, seq: int) -> dict[str, Any]:
+def _task_row(task: TaskRecord, seq: int, tz: tzinfo) -> dict[str, Any]:
     return {
+        "due_at": task.due_at,
+        "priority_rank": priority_rank(task.priority),
+        "inbox": task.inbox,
+        "created_day": task.created_at.astimezone(tz).date().isoformat(),
         "id": task.id,
         "instance_id": task.instance_id,
         "process": task.process,
@@ -1546,6 +1683,7 @@ def _task_row(task: TaskRecord, seq: int) -> dict[str, Any]:
                 "answer": task.answer,
                 "comments": task.comments,
                 "history": task.history,
+                "attachments": task.attachments,
             }
         ),
         "seq": seq,

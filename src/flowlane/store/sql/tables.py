@@ -154,10 +154,21 @@ tasks = Table(
     _at("closed_at", nullable=True),
     Column("data", Json, nullable=False),
     Column("seq", BigInteger, nullable=False),
+    # ---- inbox, task table, statistics ----
+    # created_at + reaction_s; the inbox sorts on it (overdue first, then by due time).
+    _at("due_at", nullable=True),
+    # urgent 0, high 1, normal 2, low 3 (flowlane.store.records.PRIORITY_RANKS).
+    Column("priority_rank", Integer, nullable=False),
+    # the process's ``task: inbox`` setting when the task was opened.
+    Column("inbox", Boolean, nullable=False),
+    # the creation date in the account's zone (ISO), grouped on by the statistics.
+    Column("created_day", String(10), nullable=False),
     Index(None, "assignee", "closed"),
     Index(None, "instance_id"),
     Index(None, "process", "status"),
     Index(None, "object_id"),
+    Index(None, "assignee", "closed", "inbox", "priority_rank", "due_at"),
+    Index(None, "process", "assignee", "status", "created_day"),
 )
 
 # Timers, periodic launches, deliveries, queued events and retries. ``due_at`` comes from the
