@@ -57,7 +57,6 @@ reported without a goal. ``--quick`` is a smoke run: short rounds, 20,000 timers
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -69,7 +68,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Barrier
@@ -91,7 +90,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # for tests.pg, as pytest's pythonpath = ["."] does
 from tests.pg import (  # noqa: E402
     SHARED_ADMIN_URL,
-    fresh_database,
     libpq_url,
     shared_server_available,
 )
@@ -152,23 +150,6 @@ def write_recipe(root: Path) -> Path:
         (recipe / "processes" / f"{key}.yaml").write_text(source.lstrip())
     load_valid_recipe(recipe)  # refuse early, with every error
     return recipe
-
-
-@contextlib.contextmanager
-def database(backend: str, tmp: Path, name: str) -> Iterator[str]:
-    """A fresh, empty database: a new SQLite file, or a new PostgreSQL database."""
-    if backend == "sqlite":
-        path = tmp / f"{name}.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-    else:
-        with fresh_database() as url:
-            yield url
 
 
 def prepare(recipe_dir: Path, url: str) -> None:
@@ -355,7 +336,7 @@ class Pool:
 def throughput(
     ctx: Any, recipe_dir: Path, backend: str, workload: str, k: int, s: Settings, tmp: Path
 ) -> Throughput:
-    with database(backend, tmp, f"{workload}-{k}") as url:
+    with report.database(backend, tmp, f"{workload}-{k}") as url:
         prepare(recipe_dir, url)
         pool = Pool(ctx, recipe_dir, url, k, s, workload)
         try:
@@ -598,7 +579,7 @@ class TimerRun:
 
 
 def timers(ctx: Any, recipe_dir: Path, backend: str, total: int, due: int, tmp: Path) -> TimerRun:
-    with database(backend, tmp, f"timers-{total}") as url:
+    with report.database(backend, tmp, f"timers-{total}") as url:
         prepare(recipe_dir, url)
         tpl = make_template(recipe_dir, url)
         t0 = time.perf_counter()

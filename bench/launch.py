@@ -30,14 +30,12 @@ reported without a goal. ``--quick`` is a smoke run with 50,000 objects and 5,00
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import sqlite3
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,8 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import print_table, version_of
-from tests.pg import fresh_database
+from bench.report import database, print_table, timed, version_of
 
 from flowlane.runtime.durable import deploy, load_valid_recipe, mass_start
 from flowlane.services import launch
@@ -158,26 +155,11 @@ def load_postgresql(url: str, total: int, mass: int) -> None:
         conn.execute("ANALYZE")
 
 
-@contextlib.contextmanager
-def database(backend: str, tmp: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp / 'launch.db'}"
-    else:
-        with fresh_database() as url:
-            yield url
-
-
-def timed(fn: Any) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def bench_backend(
     backend: str, recipe_dir: Path, s: argparse.Namespace, tmp: Path
 ) -> list[list[str]]:
     out: list[list[str]] = []
-    with database(backend, tmp) as url:
+    with database(backend, tmp, "launch") as url:
         recipe = load_valid_recipe(recipe_dir)
         assert recipe.schema is not None
         store: SqlStore = open_store(url, recipe.schema, reset=True)

@@ -27,14 +27,12 @@ tasks. ``--quick`` is a smoke run with 50,000 tasks.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import sqlite3
 import statistics
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -43,9 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import print_table, version_of
+from bench.report import database, print_table, timed, version_of
 from sqlalchemy import select
-from tests.pg import fresh_database
 
 from flowlane.runtime.durable import load_valid_recipe
 from flowlane.store import taskquery
@@ -178,21 +175,6 @@ def load_postgresql(url: str, total: int, tz: Any) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-@contextlib.contextmanager
-def database(backend: str, tmp: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp / 'tasks.db'}"
-    else:
-        with fresh_database() as url:
-            yield url
-
-
-def timed(fn: Any) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
@@ -228,7 +210,7 @@ def peer_statistics(store: SqlStore) -> int:
 
 def bench_backend(backend: str, s: argparse.Namespace, tmp: Path) -> list[list[str]]:
     out: list[list[str]] = []
-    with database(backend, tmp) as url:
+    with database(backend, tmp, "tasks") as url:
         recipe = load_valid_recipe(RECIPE)
         assert recipe.schema is not None
         store: SqlStore = open_store(url, recipe.schema, reset=True)
