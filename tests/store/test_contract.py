@@ -1130,3 +1130,15 @@ def test_task_statistics_by_day_in_the_account_zone(store: Store) -> None:
     rows = store.task_statistics(TaskQuery(process="new-order", unassigned=True))
     assert [(r.assignee, r.count) for r in rows] == [(None, 1)]
     assert store.task_statistics(TaskQuery(process="nothing")) == []
+
+
+# ---- account settings ------------------------------------------------------------------------
+
+
+def test_settings_are_written_once(store: Store) -> None:
+    assert store.setting("signing_secret") is None
+    with store.transaction():
+        assert store.setting_or_put("signing_secret", "aa") == "aa"
+    with store.transaction():
+        assert store.setting_or_put("signing_secret", "bb") == "aa"
+    assert store.setting("signing_secret") == "aa"

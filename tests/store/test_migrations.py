@@ -22,7 +22,7 @@ from flowlane.store.sql.engine import display_url, make_engine, normalize_url
 from flowlane.store.sql.migrate import DatabaseError, current, upgrade
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-HEAD = "0004"
+HEAD = "0005"
 EXPECTED_TABLES = {
     "matched",
     "sequences",
@@ -44,6 +44,7 @@ EXPECTED_TABLES = {
     "object_dictionaries",
     "account_groups",
     "task_counts",
+    "account_settings",
 }
 
 

@@ -139,6 +139,15 @@ class Store(World, Protocol):
 
     def put_process_status(self, status: ProcessStatus) -> None: ...
 
+    def setting(self, key: str) -> str | None:
+        """An account-wide setting (e.g. the signing secret); None when never set."""
+        ...
+
+    def setting_or_put(self, key: str, value: str) -> str:
+        """The stored setting, or ``value`` stored and returned when there is none yet: of
+        concurrent callers exactly one value wins and all of them get it."""
+        ...
+
     # ---- objects -----------------------------------------------------------------------------
 
     def put_object(self, record: ObjectRecord, at: datetime) -> None:

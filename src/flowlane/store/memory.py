@@ -59,6 +59,7 @@ class MemoryStore:
     entered: set[tuple[str, str]] = field(default_factory=set)
     matched_by: dict[str, set[str]] = field(default_factory=dict)
     approved: set[str] = field(default_factory=set)
+    settings: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, ProcessStatus] = field(default_factory=dict)
     created_counts: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
     """Tasks opened per (process, block, object), counting tasks ``restart`` deleted too."""
@@ -193,6 +194,12 @@ class MemoryStore:
 
     def revoke_approval(self, process: str) -> None:
         self.approved.discard(process)
+
+    def setting(self, key: str) -> str | None:
+        return self.settings.get(key)
+
+    def setting_or_put(self, key: str, value: str) -> str:
+        return self.settings.setdefault(key, value)
 
     def process_status(self, process: str) -> ProcessStatus | None:
         found = self.statuses.get(process)

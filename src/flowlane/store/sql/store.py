@@ -791,6 +791,26 @@ class SqlStore:
             tx.conn.execute(delete(t.approvals).where(t.approvals.c.process == process))
             tx.approved[process] = False
 
+    def setting(self, key: str) -> str | None:
+        with self._query() as c:
+            value = c.execute(
+                select(t.account_settings.c.value).where(t.account_settings.c.key == key)
+            ).scalar()
+        return None if value is None else str(value)
+
+    def setting_or_put(self, key: str, value: str) -> str:
+        with self._txn() as tx:
+            tx.conn.execute(
+                self._insert(t.account_settings)
+                .values(key=key, value=value)
+                .on_conflict_do_nothing()
+            )
+            return str(
+                tx.conn.execute(
+                    select(t.account_settings.c.value).where(t.account_settings.c.key == key)
+                ).scalar_one()
+            )
+
     def process_status(self, process: str) -> ProcessStatus | None:
         with self._txn() as tx:
             if process not in tx.statuses:

@@ -268,6 +268,14 @@ approvals = Table(
     _at("at"),
 )
 
+# Account-wide settings written once (the signing secret of links, reply addresses and hooks).
+account_settings = Table(
+    "account_settings",
+    metadata,
+    _name("key", primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 # A process's lifecycle (``active`` / ``stopped``); no row means active, never (re)started.
 process_status = Table(
     "process_status",
