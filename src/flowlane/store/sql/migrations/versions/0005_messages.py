@@ -24,13 +24,18 @@ def upgrade() -> None:
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("key", name="pk_account_settings"),
     )
-    _outgoing()
+    _outgoing_mail()
+    _outgoing_hooks()
     _forms_and_links()
     _inbound()
 
 
-def _outgoing() -> None:
-    """Templates, email out, mail sink, webhooks out, in-app notifications."""
+def _outgoing_mail() -> None:
+    """Templates, email out, mail sink."""
+
+
+def _outgoing_hooks() -> None:
+    """Webhooks out, in-app notifications."""
 
 
 def _forms_and_links() -> None:
@@ -44,5 +49,6 @@ def _inbound() -> None:
 def downgrade() -> None:
     # ---- inbound ----
     # ---- forms and links ----
-    # ---- outgoing ----
+    # ---- outgoing hooks ----
+    # ---- outgoing mail ----
     op.drop_table("account_settings")
