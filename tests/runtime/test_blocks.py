@@ -425,6 +425,30 @@ def test_operations_create_a_user_with_a_password_and_group(run_scenario: RunSce
     )
 
 
+def test_group_from_an_expression(run_scenario: RunScenario) -> None:
+    proc = """
+    key: grouping
+    name: grouping
+    object: order
+    blocks:
+      start: {type: start, next: grp}
+      grp: {type: operation, add_to_group: "=object.number", next: drop}
+      drop: {type: operation, remove_from_group: ["=object.number"], add_to_group: vip}
+    """
+    objects = """
+    groups: [vip, A-1]
+    """
+    steps = """
+  - start: {process: grouping, object: o1}
+  - expect: {object: {id: anna, fields: {groups: [vip]}}}
+  - update: {object: o1, set: {number: not-a-group}}
+  - start: {process: grouping, object: o1}
+  - expect: {incident: {process: grouping, object: o1, contains: "which is not a group"}}
+"""
+    result = run_scenario({"grouping": proc}, scenario(steps), objects=objects)
+    assert_ok(result)
+
+
 def test_detached_task_stays_open_after_the_end(run_scenario: RunScenario) -> None:
     proc = """
     key: detach

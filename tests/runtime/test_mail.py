@@ -81,8 +81,16 @@ def test_build_email_headers_and_utf8_body() -> None:
     assert msg["Message-ID"] == "<i1.m6@flowlane>"
     assert msg["X-Flowlane-Outbox"] == "i1.m6"
     assert msg["Date"] == "Mon, 06 May 2024 07:08:09 +0000"
-    assert msg.get_content_charset() == "utf-8"
-    assert msg.get_content() == "Привет, Анна!\n"
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(preferencelist=("plain",))
+    assert text is not None and text.get_content_charset() == "utf-8"
+    assert text.get_content() == "Привет, Анна!\n"
+    html = msg.get_body(preferencelist=("html",))
+    assert html is not None and "<p>Привет, Анна!</p>" in html.get_content()
+    plain = build_email(
+        settings, outbox_id="i1.m6", to="a@b", subject="s", body="Привет", html=False
+    )
+    assert plain.get_content_charset() == "utf-8" and plain.get_content() == "Привет\n"
     assert msg.as_bytes().isascii()  # 7-bit clean on the wire
     assert build_email(settings, outbox_id="x", to="a@b", subject="s", body="b")["Date"] is None
 
@@ -122,7 +130,9 @@ def test_message_arrives_with_headers_and_cyrillic_body() -> None:
     assert got["To"] == "anna@example.org"
     assert got["Subject"] == "Заявка одобрена"
     assert got["X-Flowlane-Outbox"] == "i1.m6"
-    assert got.get_content() == "Здравствуйте, Анна!\nВаша заявка № 7 одобрена.\n"
+    text = got.get_body(preferencelist=("plain",))
+    assert text is not None
+    assert text.get_content() == "Здравствуйте, Анна!\nВаша заявка № 7 одобрена.\n"
     assert delivery.mail_from == "robot@flowlane.test"
     assert delivery.rcpt_tos == ("anna@example.org",)
     assert sink.message_ids() == ["<i1.m6@flowlane>"]

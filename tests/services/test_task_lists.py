@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -208,3 +210,132 @@ def test_statistics_and_filtered_reassignment(account: Account) -> None:
     assert stats.by_assignee == {"kate": 1, None: 1} and stats.by_status == {"open": 2}
     assert _titles(account.inbox("kate").tasks) == ["Call about O3", "Call about O2"]
     assert account.task_statistics("calls", assignee="kate").total == 1
+
+
+def test_inbox_total_counts_the_whole_inbox(account: Account) -> None:
+    first = account.inbox("mila", size=1)
+    assert len(first.tasks) == 1 and first.total == 2  # a full page: counted
+    last = account.inbox("mila", page=2, size=1)
+    assert len(last.tasks) == 1 and last.total == 2
+    beyond = account.inbox("mila", page=3, size=1)
+    assert beyond.tasks == [] and beyond.total == 2
+    assert account.inbox("mila").total == 2  # one short page
+    assert account.inbox("kate", size=1).total == 1
+    assert account.inbox("ivan").total == 0
+
+
+PARENT = """
+key: parent
+name: Parent
+object: order
+task:
+  executors: ["user:ivan"]
+  supervisors: ["user:kate"]
+blocks:
+  start: {type: start, next: sub}
+  sub: {type: subprocess, process: child, next: finish}
+  finish: {type: end}
+"""
+
+CHILD = """
+key: child
+name: Child (no task settings)
+object: order
+blocks:
+  start: {type: start, next: check}
+  check:
+    type: question
+    title: "Check {{ object.number }}"
+    options: {done: finish}
+  finish: {type: end}
+"""
+
+
+def _deploy_text(account: Account, text: str) -> None:
+    spec, problems = parse_process(parse_text(text, source="p.yaml"), source="p.yaml")
+    assert spec is not None, problems
+    account.deploy(Definition.build(spec, source=f"{spec.key}.yaml"))
+
+
+def test_sub_process_tasks_belong_to_the_parents_executors(account: Account) -> None:
+    def setup() -> None:
+        _deploy_text(account, CHILD)
+        _deploy_text(account, PARENT)
+
+    _do(account, setup)
+    assert account.inbox("ivan").tasks == []
+    _do(account, lambda: account.start("parent", "o3", None, by="olga"))
+    page = account.inbox("ivan")
+    assert _titles(page.tasks) == ["Check O3"] and page.total == 1
+    assert page.tasks[0].process == "child" and page.tasks[0].assignee is None
+    # mila (an executor of calls only) does not get it; ivan may take it
+    assert "Check O3" not in _titles(account.inbox("mila").tasks)
+    _do(account, lambda: account.claim(account.open_task("check", "o3"), by="ivan"))
+    assert account.open_task("check", "o3").assignee == "ivan"
+    # kate, the parent's supervisor, oversees the child's tasks; sam does not
+    assert account.task_statistics("child", by="kate").total == 1
+    assert account.process_tasks("child", by="kate").total == 1
+    with pytest.raises(Refused, match="sam may not see the task statistics of process 'child'"):
+        account.task_statistics("child", by="sam")
+
+
+def test_supervisors_reassign_in_bulk_and_others_are_refused(account: Account) -> None:
+    before = {t.id: (t.assignee, list(t.history)) for t in account.store.find_tasks()}
+    # ivan (a manager, no part) and kate (a supervisor of another process) may not
+    for who in ("ivan", "kate", "anna"):
+        with pytest.raises(Refused, match=f"{who} \\(\\w+\\) may not reassign tasks of calls"):
+            _do(
+                account,
+                partial(account.reassign, "calls", from_=None, status=None, to="kate", by=who),
+            )
+    assert {t.id: (t.assignee, t.history) for t in account.store.find_tasks()} == before
+    moved: list[int] = []
+    _do(
+        account,
+        lambda: moved.append(
+            account.reassign("calls", from_=None, status=None, to="mila", by="sam")
+        ),
+    )
+    assert moved == [2]
+    calls = account.process_tasks("calls", by="sam").tasks
+    assert {t.assignee for t in calls} == {"mila"}
+    history = account.task_history(calls[0].id, by="sam")
+    assert history[-1] == {"at": account.now, "by": "sam", "what": "reassigned", "to": "mila"}
+    # again: mila holds them already, nothing changes; then reset to nobody
+    _do(
+        account,
+        lambda: moved.append(
+            account.reassign("calls", from_="mila", status=None, to="mila", by="sam")
+        ),
+    )
+    _do(
+        account,
+        lambda: moved.append(
+            account.reassign("calls", from_="mila", status=None, to=None, by="sam")
+        ),
+    )
+    assert moved == [2, 0, 2]
+    stats = account.task_statistics("calls", by="sam")
+    assert stats.by_assignee == {None: 2}
+    assert len(account.task_history(calls[0].id)) == len(history) + 1
+
+
+def test_reassign_filters_status_object_and_window(account: Account) -> None:
+    moved: list[int] = []
+
+    def run(**kw: Any) -> None:
+        args: dict[str, Any] = {"from_": None, "status": None, "to": "kate", "by": "olga"}
+        args.update(kw)
+        _do(account, lambda: moved.append(account.reassign("calls", **args)))
+
+    run(object_id="o1")
+    run(status="answered")  # none of them is answered
+    run(from_="sam", from_given=True)  # sam holds none
+    run(from_=None, from_given=False, created_to=T0 + timedelta(minutes=30))  # kate has o1
+    run(from_=None, from_given=False, to="mila")  # both, whoever holds them
+    assert moved == [1, 0, 0, 0, 2]
+    with pytest.raises(Refused, match="created_to must not be before created_from"):
+        run(created_from=T0, created_to=T0 - timedelta(hours=1))
+    with pytest.raises(Refused, match="user 'nobody' does not exist"):
+        run(to="nobody")
+    assert account.task_statistics("calls").by_assignee == {"mila": 2}

@@ -45,6 +45,10 @@ EXPECTED_TABLES = {
     "account_groups",
     "task_counts",
     "account_settings",
+    "form_submissions",
+    "used_links",
+    "sink_mails",
+    "inbound_messages",
 }
 
 

@@ -39,6 +39,22 @@ def _wire() -> None:
     )
     app.add_typer(jobs_app, name="jobs", help="Failed jobs: list and retry.")
     app.add_typer(instance_app, name="instance", help="Move instances to another version.")
+    from flowlane.cli.files import files_app
+
+    app.add_typer(files_app, name="files", help="Attachment files: delete orphans (gc).")
+    from flowlane.cli.hooks import hooks_app
+    from flowlane.cli.mailin import mailin_command
+
+    app.add_typer(hooks_app, name="hooks", help="Inbound webhooks: their URLs.")
+    app.command("mail-in", help="Receive email over SMTP: replies, bounces, events.")(
+        mailin_command
+    )
+    from flowlane.cli.serve import serve_command
+    from flowlane.cli.webhooks import webhooks_app
+
+    app.command("serve", help="Serve forms, signed links and hooks with a worker.")(serve_command)
+
+    app.add_typer(webhooks_app, name="webhooks", help="Outgoing webhooks: the signing secret.")
 
 
 @app.command("simulate")

@@ -355,6 +355,21 @@ def _preview(step: Step, block: m.MessageBlock, token: Token) -> str:
     return f"{render(subject, scope)}\n\n{render(body, scope)}".strip()
 
 
+def _reply_task(step: Step, block: m.MessageBlock) -> str | None:
+    """The task of block ``reply_to_task`` in this instance: opened earlier in this step (a
+    task block right before the message), else the one a token still waits on there."""
+    name = block.reply_to_task
+    if name is None:
+        return None
+    for cmd in reversed(step.commands):
+        if isinstance(cmd, OpenTask) and cmd.block == name:
+            return cmd.task_id
+    for tok in step.state.tokens:
+        if tok.block == name and tok.wait and tok.wait.get("k") == "task":
+            return str(tok.wait["task"])
+    raise Incident(f"reply_to_task: block {name!r} has no open task in this instance")
+
+
 def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
     channel, subject, body = _content(step, block)
     base = step.scope(token)
@@ -371,10 +386,13 @@ def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
             continue
         scope = {**base, "recipient": step.overlay.proxy(user_id)}
         rendered.append((user_id, address, render(subject, scope), render(body, scope)))
+    task_id = _reply_task(step, block) if rendered else None
     for user_id, address, subj, text in rendered:
         mid = step.state.next_id("m")
         step.emit(
-            SendMessage(mid, step.state.id, token.block, channel, address, user_id, subj, text)
+            SendMessage(
+                mid, step.state.id, token.block, channel, address, user_id, subj, text, task_id
+            )
         )
         step.log(token.block, "message_sent", message=mid, to=address, subject=step.redact(subj))
 

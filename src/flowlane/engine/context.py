@@ -59,10 +59,17 @@ class World(Protocol):
     def template(self, name: str) -> Template | None: ...
 
 
+LinkMaker = Callable[[str, str, datetime], str]
+"""``(object_id, form_key, issued_at) -> URL`` of a signed link to a form (S4). It is made by
+the services from the account secret (HMAC is deterministic, so the engine stays pure)."""
+
+
 @dataclass(slots=True)
 class Ctx:
     now: datetime
     world: World
+    links: LinkMaker | None = None
+    """What ``form_link(...)`` in templates calls; None where no links can be made."""
 
 
 @dataclass(slots=True)

@@ -139,6 +139,8 @@ class SendMessage:
     recipient: str | None
     subject: str
     body: str
+    task_id: str | None = None
+    """The task a reply comments on (``reply_to_task``): its id in this instance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,14 +235,19 @@ _EVENT_TYPES: dict[str, type] = {
 
 
 def message_to_dict(message: Event | Command) -> dict[str, Any]:
-    """An event or command as JSON-safe data: ``{"type": name, ...fields}``."""
+    """An event or command as JSON-safe data: ``{"type": name, ...fields}``. A field added
+    later with the default None (``SendMessage.task_id``) is left out while it is None, so
+    that histories written before it still compare equal."""
     from dataclasses import fields as dc_fields
 
     from flowlane.engine.state import encode_value
 
     out: dict[str, Any] = {"type": type(message).__name__}
     for f in dc_fields(message):
-        out[f.name] = encode_value(getattr(message, f.name))
+        value = getattr(message, f.name)
+        if value is None and f.default is None:
+            continue
+        out[f.name] = encode_value(value)
     return out
 
 

@@ -94,20 +94,36 @@ def _group_target(step: Step) -> str:
     return uid
 
 
-def _groups_change(step: Step, block: m.OperationBlock) -> tuple[str, list[str]] | None:
+def _group_names(step: Step, token: Token, param: str, v: str | list[str] | None) -> list[str]:
+    """The groups a parameter names; ``=expr`` entries are evaluated and must give the key
+    of one of the account's groups (or a list of them)."""
+    out: list[str] = []
+    for raw in [] if v is None else [v] if isinstance(v, str) else list(v):
+        value = step.value(raw, token)
+        for g in value if isinstance(value, list | tuple) else [value]:
+            if not isinstance(g, str) or not g:
+                raise Incident(f"{param}: {raw!r} gives {g!r}, not a group key")
+            known = step.world.schema.groups
+            if known and g not in known:
+                raise Incident(f"{param}: {raw!r} gives {g!r}, which is not a group")
+            out.append(g)
+    return out
+
+
+def _groups_change(
+    step: Step, block: m.OperationBlock, token: Token
+) -> tuple[str, list[str]] | None:
     if block.add_to_group is None and block.remove_from_group is None:
         return None
+    add = _group_names(step, token, "add_to_group", block.add_to_group)
+    remove = _group_names(step, token, "remove_from_group", block.remove_from_group)
     uid = _group_target(step)
     rec = step.overlay.load(uid)
     groups = list(rec.data.get("groups") or []) if rec else []
-
-    def names(v: str | list[str] | None) -> list[str]:
-        return [] if v is None else [v] if isinstance(v, str) else list(v)
-
-    for g in names(block.add_to_group):
+    for g in add:
         if g not in groups:
             groups.append(g)
-    groups = [g for g in groups if g not in names(block.remove_from_group)]
+    groups = [g for g in groups if g not in remove]
     return uid, groups
 
 
@@ -164,7 +180,7 @@ def operation(step: Step, block: m.OperationBlock, token: Token) -> object:
         if oid is None:
             raise Incident("operation: the instance has no object")
         changes = _changes(step, block, token, oid)
-    groups = _groups_change(step, block)
+    groups = _groups_change(step, block, token)
     reason = _reason(step, block, token) if "stage" in changes else None
     # Everything is computed; now the effects.
     if created is not None:

@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from flowlane.core.errors import FlowlaneError
-from flowlane.engine.context import Ctx, Overlay, World
+from flowlane.engine.context import Ctx, Overlay, World, object_id_of
 from flowlane.engine.events import (
     CancelChild,
     CancelTimer,
@@ -117,7 +117,18 @@ class Step:
             "counters": self.state.counters,
             "answer": answer,
             "now": self.local_now(),
+            "form_link": self.form_link,
         }
+
+    def form_link(self, form: Any, target: Any = None) -> str:
+        """``{{ form_link('review-sales') }}`` in a template: a signed link to that form for
+        the instance's object (or the object ``target`` names), issued at the step's time."""
+        if self.ctx.links is None:
+            raise Incident("form_link: signed links cannot be made here")
+        object_id = object_id_of(target) if target is not None else self.state.object_id
+        if not object_id:
+            raise Incident(f"form_link({form!r}): there is no object to link to")
+        return self.ctx.links(object_id, str(form), self.ctx.now)
 
     def evaluate(self, source: str, token: Token | None) -> Any:
         return compile_expression(source).evaluate(self.scope(token))

@@ -211,6 +211,13 @@ class MessageBlock(_Block):
     confirm: bool = False
     title: str | None = None
     assign: str | None = None
+    reply_to_task: str | None = Field(
+        default=None,
+        description=(
+            "The id of a task block of this process: an email's reply address then names "
+            "that block's task in this instance, and a reply lands as a comment on it."
+        ),
+    )
     next: Exit = None
 
 

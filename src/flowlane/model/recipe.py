@@ -12,6 +12,7 @@ from pydantic import ValidationError as PydanticError
 
 from flowlane.core.errors import FlowlaneError, ValidationError
 from flowlane.model.diagnostic import Diagnostic, from_pydantic
+from flowlane.model.form import FormSpec
 from flowlane.model.process import ProcessFile
 from flowlane.model.template import Template, load_template
 from flowlane.model.yamlio import load_file
@@ -39,7 +40,8 @@ class Recipe:
     sources: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     templates: dict[str, Template] = field(default_factory=dict)
-    forms: dict[str, Any] = field(default_factory=dict)
+    forms: dict[str, FormSpec] = field(default_factory=dict)
+    form_sources: dict[str, str] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)
 
     @property
@@ -136,10 +138,17 @@ def _load_extras(recipe: Recipe) -> None:
             except ValidationError as exc:
                 recipe.problems.append(file_problem(path, exc))
     for path in sorted((recipe.root / "forms").glob("*.y*ml")):
-        try:
-            recipe.forms[path.stem] = load_file(path)
-        except ValidationError as exc:
-            recipe.problems.append(file_problem(path, exc))
+        _load_form(recipe, path)
+
+
+def _load_form(recipe: Recipe, path: Path) -> None:
+    try:
+        recipe.forms[path.stem] = FormSpec.model_validate(load_file(path) or {})
+        recipe.form_sources[path.stem] = str(path)
+    except ValidationError as exc:
+        recipe.problems.append(file_problem(path, exc))
+    except PydanticError as exc:
+        recipe.problems += from_pydantic(exc, file=str(path))
 
 
 def load_recipe(root: Path | str) -> Recipe:

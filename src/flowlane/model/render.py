@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from flowlane.core.errors import FlowlaneError, ValidationError
@@ -27,6 +29,88 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 _ENV = _Sandbox(undefined=ChainableUndefined, autoescape=False)
+
+TEMPLATE_NAMES: frozenset[str] = frozenset(
+    {"object", "vars", "counters", "answer", "now", "recipient", "form_link"}
+)
+"""The top-level names a template may use: the scope of ``Step.scope`` (engine/step.py) and
+``recipient`` of message blocks (engine/blocks.py ``_send``). Whoever adds a name to that scope
+adds it here too: deploy reports any other name as an error (Jinja's own globals such as
+``range`` and ``namespace`` are always allowed)."""
+
+
+@dataclass(frozen=True)
+class TemplateRefs:
+    """What a template reads: the names it does not define itself, the attribute chains on
+    those (``object.client.email`` -> ``('object', 'client', 'email')``; a called method's
+    name left off), and the filters and tests it applies."""
+
+    names: frozenset[str]
+    paths: frozenset[tuple[str, ...]]
+    filters: frozenset[str]
+    tests: frozenset[str]
+
+
+def _chain(node: nodes.Node) -> tuple[str, ...] | None:
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        return (node.name,)
+    if isinstance(node, nodes.Getattr):
+        attr: object = node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        attr = node.arg.value
+    else:
+        return None
+    base = _chain(node.node)
+    return None if base is None or not isinstance(attr, str) else (*base, attr)
+
+
+@lru_cache(maxsize=1024)
+def template_refs(source: str) -> TemplateRefs | None:
+    """What ``source`` reads (see :class:`TemplateRefs`); None when it does not parse."""
+    try:
+        ast = _ENV.parse(source)
+    except TemplateSyntaxError:
+        return None
+    filters = frozenset(f.name for f in ast.find_all(nodes.Filter))
+    tests = frozenset(t.name for t in ast.find_all(nodes.Test))
+    # Jinja's analysis refuses unknown filters and tests: stand known ones in for them
+    # (the parsed tree is this call's own).
+    for f in ast.find_all(nodes.Filter):
+        f.name = f.name if f.name in _ENV.filters else "string"
+    for t in ast.find_all(nodes.Test):
+        t.name = t.name if t.name in _ENV.tests else "defined"
+    names = find_undeclared_variables(ast)
+    bound = {n.name for n in ast.find_all(nodes.Name) if n.ctx != "load"}
+    callees = {id(call.node) for call in ast.find_all(nodes.Call)}
+    chains: set[tuple[str, ...]] = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        chain = _chain(node)
+        if chain is None or chain[0] in bound or chain[0] not in names:
+            continue
+        chains.add(chain[:-1] if id(node) in callees else chain)
+    # Only the longest chains: ``object.client.email`` stands for ``object.client`` too.
+    longest = {c for c in chains if len(c) > 1}
+    paths = {c for c in longest if not any(o[: len(c)] == c and o != c for o in longest)}
+    return TemplateRefs(
+        names=frozenset(names),
+        paths=frozenset(paths),
+        filters=filters,
+        tests=tests,
+    )
+
+
+def template_name_problems(source: str | None, extra: frozenset[str] = frozenset()) -> list[str]:
+    """Unknown top-level names (not in :data:`TEMPLATE_NAMES`, Jinja's globals or ``extra``),
+    filters and tests in ``source``; each problem names what is unknown."""
+    refs = template_refs(source) if source and "{" in source else None
+    if refs is None:
+        return []
+    known = TEMPLATE_NAMES | extra | set(_ENV.globals)
+    allowed = ", ".join(sorted(TEMPLATE_NAMES | extra))
+    out = [f"unknown name '{n}' (names: {allowed})" for n in sorted(refs.names - known)]
+    out += [f"unknown filter '{f}'" for f in sorted(refs.filters - set(_ENV.filters))]
+    out += [f"unknown test '{t}'" for t in sorted(refs.tests - set(_ENV.tests))]
+    return out
 
 
 @lru_cache(maxsize=4096)

@@ -5,7 +5,7 @@ A step is a mapping with exactly one key naming it (``repeat`` goes with ``steps
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -199,6 +199,32 @@ class IncidentExpect(_Strict):
     contains: str | None = None
 
 
+class StatisticsRow(_Strict):
+    """One group of the task statistics; ``assignee`` omitted or null: nobody."""
+
+    assignee: str | None = None
+    status: str
+    day: date
+    count: int = Field(ge=1)
+
+
+class StatisticsExpect(_Strict):
+    """``Account.task_statistics`` of a process as ``by`` sees it (filters optional:
+    ``assignee``, null given explicitly meaning unassigned tasks, ``status``, ``object``,
+    ``open``, and ``created_from`` inclusive / ``created_to`` exclusive)."""
+
+    process: str
+    by: str | None = None
+    assignee: str | None = None
+    status: str | None = None
+    object: str | None = None
+    open: bool = False
+    created_from: DateTimeText | None = None
+    created_to: DateTimeText | None = None
+    rows: list[StatisticsRow] | None = None
+    total: int | None = Field(default=None, ge=0)
+
+
 class Expect(_Strict):
     open_tasks: list[TaskMatch] | None = None
     ended: EndedExpect | None = None
@@ -210,6 +236,7 @@ class Expect(_Strict):
     counters: CountersExpect | None = None
     tasks_created: TasksCreatedExpect | None = None
     incident: IncidentExpect | None = None
+    statistics: StatisticsExpect | None = None
     refused: bool | str | None = None
 
 

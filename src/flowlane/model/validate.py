@@ -25,6 +25,7 @@ from pathlib import Path
 
 from flowlane.core.errors import ValidationError
 from flowlane.model.diagnostic import Diagnostic
+from flowlane.model.form import FormSpec, form_link_problems, form_problems
 from flowlane.model.process import (
     ForEachBlock,
     LaunchSettings,
@@ -35,7 +36,7 @@ from flowlane.model.process import (
     exits_of,
 )
 from flowlane.model.recipe import Recipe, load_process_file, load_recipe
-from flowlane.model.render import template_problem
+from flowlane.model.render import template_name_problems, template_problem
 from flowlane.model.segment import to_expression
 from flowlane.model.template import Template
 from flowlane.model.validate_blocks import check_block
@@ -112,7 +113,18 @@ def validate_recipe(recipe: Recipe) -> list[Diagnostic]:
             forms=recipe.forms,
         )
     out += _template_problems(recipe)
+    out += _form_problems(recipe)
     return out
+
+
+def _form_problems(recipe: Recipe) -> list[Diagnostic]:
+    """Each form checked against the recipe's schema (``forms/<key>.yaml: fields.x: ...``)."""
+    schema = recipe.schema if recipe.schema is not None else build_schema(None)
+    return [
+        Diagnostic(recipe.form_sources.get(key, f"forms/{key}.yaml"), "", problem)
+        for key, form in recipe.forms.items()
+        for problem in form_problems(form, schema)
+    ]
 
 
 def validate_files(paths: Iterable[Path]) -> list[Diagnostic]:
@@ -186,6 +198,11 @@ def _template_problems(recipe: Recipe) -> list[Diagnostic]:
             problem = template_problem(getattr(template, param))
             if problem:
                 out.append(Diagnostic(source, "", f"{param}: {problem}"))
+                continue
+            for line in template_name_problems(getattr(template, param)):
+                out.append(Diagnostic(source, "", f"{param}: {line}"))
+            for line in form_link_problems(getattr(template, param), recipe.forms):
+                out.append(Diagnostic(source, "", f"{param}: {line}"))
     return out
 
 
@@ -283,6 +300,15 @@ def _check_event(ck: Checker, event: str) -> None:
         ck.warn("", f"launch.event: form '{match['key']}' is not checked outside a recipe")
     elif match["kind"] == "form" and ck.forms is not None and match["key"] not in ck.forms:
         ck.error("", f"launch.event: form '{match['key']}' does not exist")
+    elif match["kind"] == "form" and isinstance(ck.forms, Mapping):
+        form = ck.forms[match["key"]]
+        made = form.type if isinstance(form, FormSpec) else None
+        if made is not None and made != ck.spec.object:
+            ck.error(
+                "",
+                f"launch.event: form '{match['key']}' submits a {made}, "
+                f"not a {ck.spec.object} (the process's object type)",
+            )
 
 
 # ---- structure: start, exits, reachability, loops -----------------------------------------

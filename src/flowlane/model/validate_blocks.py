@@ -8,6 +8,7 @@ and reports through the :class:`~flowlane.model.validate_names.Checker`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -23,6 +24,7 @@ from flowlane.model.validate_names import (
     check_groups,
     check_stage,
     check_template,
+    check_template_paths,
     check_values,
     resolve_type,
     unknown_counter,
@@ -173,6 +175,61 @@ def _message(ck: Checker, bid: str, block: m.MessageBlock) -> None:
         ck.error(bid, "message needs 'template' or 'subject' and 'body'")
     if block.template is not None:
         _check_template_name(ck, bid, block.template)
+        _check_template_fields(ck, bid, block)
+    if block.reply_to_task is not None:
+        _check_reply_to_task(ck, bid, block)
+
+
+def _check_template_fields(ck: Checker, bid: str, block: m.MessageBlock) -> None:
+    """The fields, variables and counters a recipe template reads, against this process
+    (its names, filters and syntax are checked once, with the template's file)."""
+    tpl = ck.templates.get(block.template or "") if ck.templates is not None else None
+    if tpl is None:
+        return
+    if block.subject is None:
+        check_template_paths(ck, bid, f"template '{tpl.name}' subject", tpl.subject)
+    if block.body is None:
+        check_template_paths(ck, bid, f"template '{tpl.name}' body", tpl.body)
+
+
+_TASK_BLOCKS = (m.TaskBlock, m.QuestionBlock, m.CallBlock)
+
+
+def _check_reply_to_task(ck: Checker, bid: str, block: m.MessageBlock) -> None:
+    """``reply_to_task`` names a block of this process that opens a task; email only."""
+    name = block.reply_to_task
+    target = ck.spec.blocks.get(name) if name is not None else None
+    if target is None:
+        ck.error(bid, f"reply_to_task: block '{name}' does not exist in this process")
+    elif not isinstance(target, _TASK_BLOCKS):
+        ck.error(bid, f"reply_to_task: block '{name}' is a {target.type} block, not a task")
+    if block.channel not in (None, "email"):
+        ck.error(bid, f"reply_to_task: only emails get replies, not channel '{block.channel}'")
+
+
+_PEOPLE = ("client", "manager")
+_PEOPLE_PREFIXES = ("user:", "group:", "role:")
+
+
+def _webhook_urls(ck: Checker, bid: str, block: m.MessageBlock) -> None:
+    """A webhook's literal ``to`` entries are absolute http(s) URLs (people and expressions
+    are resolved when the message is sent)."""
+    channel: str | None = block.channel
+    if channel is None and block.template is not None and ck.templates is not None:
+        tpl = ck.templates.get(block.template)
+        channel = tpl.channel if tpl is not None else None
+    if channel != "webhook":
+        return
+    for entry in [block.to] if isinstance(block.to, str) else block.to:
+        if entry.startswith("=") or entry in _PEOPLE or entry.startswith(_PEOPLE_PREFIXES):
+            continue
+        try:
+            parts = urlsplit(entry)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok:
+            ck.error(bid, f"to: {entry!r} is not an http:// or https:// URL (channel webhook)")
 
 
 def _check_template_name(ck: Checker, bid: str, name: str) -> None:
@@ -243,7 +300,7 @@ BLOCK_CHECKS: dict[type[BaseModel], tuple[Check, ...]] = {
     m.TaskBlock: (_texts, _workflow),
     m.OperationBlock: (_operation,),
     m.CounterBlock: (_counter,),
-    m.MessageBlock: (_message, _texts),
+    m.MessageBlock: (_message, _texts, _webhook_urls),
     m.SubprocessBlock: (_subprocess,),
     m.ForEachBlock: (_for_each,),
 }

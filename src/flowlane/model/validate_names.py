@@ -21,8 +21,9 @@ from flowlane.core.duration import parse_duration
 from flowlane.core.errors import DurationError, ExpressionError, ValidationError
 from flowlane.expr import compile_expression, is_expression_literal
 from flowlane.model.diagnostic import Diagnostic
+from flowlane.model.form import form_link_problems
 from flowlane.model.process import ProcessFile
-from flowlane.model.render import template_problem
+from flowlane.model.render import template_name_problems, template_problem, template_refs
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType, Schema, field_from_dict, value_problem
 
@@ -162,11 +163,47 @@ def field_problem(otype: ObjectType, name: str) -> str | None:
 # ---- other parameters ---------------------------------------------------------------------
 
 
-def check_template(ck: Checker, block: str, param: str, text: str | None) -> None:
-    """A title, text, script, subject or body: Jinja2 that must parse."""
+def check_template(
+    ck: Checker, block: str, param: str, text: str | None, *, extra: frozenset[str] = frozenset()
+) -> None:
+    """A title, text, script, subject or body: Jinja2 that must parse and reads only names in
+    scope (:data:`~flowlane.model.render.TEMPLATE_NAMES` and ``extra``), known filters and
+    tests, and fields that exist (see :func:`check_template_paths`)."""
     problem = template_problem(text)
     if problem:
         ck.error(block, f"{param}: {problem}")
+        return
+    for line in template_name_problems(text, extra):
+        ck.error(block, f"{param}: {line}")
+    check_template_paths(ck, block, param, text)
+    if isinstance(ck.forms, Mapping) and ck.in_recipe:
+        for line in form_link_problems(text, ck.forms):
+            ck.error(block, f"{param}: {line}")
+
+
+_ANSWER_KEYS = ("option", "fields", "by")
+
+
+def check_template_paths(ck: Checker, block: str, param: str, text: str | None) -> None:
+    """The attribute chains a template reads: ``object.<field>`` (one link deep) of the
+    process's type, ``recipient.<field>`` and ``answer.by.<field>`` of users,
+    ``vars.<name>`` declared, ``counters.<name>`` declared, ``answer.<option|fields|by>``.
+    Anything else (``now``, ``answer.fields``, deeper links) is not checked."""
+    refs = template_refs(text) if text and "{" in text else None
+    if refs is None:
+        return
+    user = ck.schema.types.get("user")
+    for path in sorted(refs.paths):
+        head = path[0]
+        if head in _PATH_CHECKS:
+            _PATH_CHECKS[head](ck, block, param, path, ck.otype)
+        elif head == "recipient":
+            _object_path(ck, block, param, path, user)
+        elif head == "answer" and path[1] not in _ANSWER_KEYS:
+            keys = ", ".join(_ANSWER_KEYS)
+            ck.error(block, f"{param}: answer has no '{path[1]}' ({keys})")
+        elif head == "answer" and path[1] == "by" and len(path) > 2:
+            _object_path(ck, block, param, ("answer.by", *path[2:]), user)
 
 
 def check_duration(ck: Checker, block: str, param: str, text: str | None) -> None:

@@ -30,7 +30,7 @@ from flowlane.model.recipe import Recipe, load_recipe
 from flowlane.model.segment import Filter
 from flowlane.model.validate import validate_recipe
 from flowlane.runtime.faults import Faults
-from flowlane.runtime.mail import SmtpSettings
+from flowlane.runtime.mail import SmtpSettings, mail_mode
 from flowlane.runtime.worker import Worker, WorkerSettings, wall_clock
 from flowlane.services.account import Account
 from flowlane.store.files import LocalFileStore, data_folder
@@ -73,6 +73,7 @@ def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
         copy.deepcopy(recipe.schema),
         tz=account_tz(),
         templates=dict(recipe.templates),
+        forms=dict(recipe.forms),
         id_block=ID_BLOCK,
     )
 
@@ -185,9 +186,12 @@ class WorkerOptions:
 def run_worker(options: WorkerOptions, env: Mapping[str, str] = os.environ) -> None:
     """Run one worker in this process until SIGTERM / SIGINT (the current batch finishes)."""
     recipe = load_valid_recipe(options.recipe)
-    smtp = SmtpSettings.from_env(env) if env.get("FLOWLANE_SMTP_HOST") else None
+    mail = mail_mode(env)  # FLOWLANE_MAIL=sink stores emails instead of sending them
+    smtp = SmtpSettings.from_env(env) if env.get("FLOWLANE_SMTP_HOST") or mail == "sink" else None
     store = _open_patiently(recipe, options.db, options.startup_wait_s)
-    worker = Worker(store, options.name, options.settings, smtp=smtp, faults=Faults.from_env(env))
+    worker = Worker(
+        store, options.name, options.settings, smtp=smtp, faults=Faults.from_env(env), mail=mail
+    )
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         worker.stopping = True

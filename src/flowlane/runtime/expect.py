@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from flowlane.core.errors import FlowlaneError
 from flowlane.model import scenario as sc
-from flowlane.store.records import MessageRecord, TaskRecord
+from flowlane.store.records import MessageRecord, TaskCount, TaskRecord
 
 if TYPE_CHECKING:
     from flowlane.runtime.simulate import Simulation
@@ -97,6 +98,7 @@ def check_expect(sim: Simulation, e: sc.Expect, where: str) -> None:
         ("counters", _counters),
         ("tasks_created", _tasks_created),
         ("incident", _incident),
+        ("statistics", _statistics),
         ("refused", _refused),
     ]
     for key, check in checks:
@@ -225,6 +227,52 @@ def _incident(sim: Simulation, e: sc.IncidentExpect) -> str | None:
     return f"no incident on {e.process} {e.object} containing {e.contains!r}; found: " + (
         "; ".join(f"{s.id} {s.status} {s.incident!r}" for s in states) or "no instance"
     )
+
+
+def _moment(text: str | None, tz: Any) -> datetime | None:
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def _row_fits(want: sc.StatisticsRow, got: TaskCount) -> bool:
+    return (want.assignee, want.status, want.day, want.count) == (
+        got.assignee,
+        got.status,
+        got.day,
+        got.count,
+    )
+
+
+def _describe_row(r: sc.StatisticsRow | TaskCount) -> str:
+    return f"{{assignee: {r.assignee}, status: {r.status}, day: {r.day}, count: {r.count}}}"
+
+
+def _statistics(sim: Simulation, e: sc.StatisticsExpect) -> str | None:
+    unassigned = "assignee" in e.model_fields_set and e.assignee is None
+    try:
+        stats = sim.account.task_statistics(
+            e.process,
+            status=e.status,
+            assignee=e.assignee,
+            unassigned=unassigned,
+            object_id=e.object,
+            open_only=e.open,
+            created_from=_moment(e.created_from, sim.tz),
+            created_to=_moment(e.created_to, sim.tz),
+            by=e.by,
+        )
+    except FlowlaneError as exc:
+        return f"of {e.process}: refused: {exc}"
+    problems = []
+    if e.rows is not None and not match_all(e.rows, stats.rows, _row_fits):
+        wanted = ", ".join(_describe_row(r) for r in e.rows) or "none"
+        found = ", ".join(_describe_row(r) for r in stats.rows) or "none"
+        problems.append(f"rows: expected [{wanted}], found [{found}]")
+    if e.total is not None and e.total != stats.total:
+        problems.append(f"total: expected {e.total}, found {stats.total}")
+    return f"of {e.process}: " + "; ".join(problems) if problems else None
 
 
 def _refused(sim: Simulation, want: bool | str) -> str | None:

@@ -13,28 +13,38 @@ import hashlib
 import re
 import smtplib
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from types import TracebackType
-from typing import Literal, cast, get_args
+from typing import Literal, Protocol, cast, get_args
 
 from flowlane.core.errors import ValidationError
+from flowlane.model.markdown import html_document, markdown_to_html
+from flowlane.store.records import SinkMail
 
 Security = Literal["none", "starttls", "tls"]
 _SECURITY_VALUES: tuple[str, ...] = get_args(Security)
+MailMode = Literal["smtp", "sink"]
+MAIL_MODES: tuple[str, ...] = get_args(MailMode)
 
 __all__ = [
+    "MAIL_MODES",
     "DeliveryError",
+    "MailMode",
     "PermanentDeliveryError",
     "Security",
+    "Sender",
+    "SinkSender",
     "SmtpSender",
     "SmtpSettings",
     "TemporaryDeliveryError",
     "build_email",
+    "mail_mode",
     "message_id",
+    "outbox_id_of",
 ]
 
 
@@ -49,14 +59,21 @@ class SmtpSettings:
     password: str | None = None
     sender: str = "flowlane@localhost"
     timeout_s: float = 10.0
+    cafile: str | None = None
+    """A PEM file of certificates to trust for TLS (a private CA, a self-signed server);
+    without it the system's trusted certificates are used."""
 
     def __repr__(self) -> str:  # never print the password
         password = None if self.password is None else "***"
         return (
             f"SmtpSettings(host={self.host!r}, port={self.port!r}, security={self.security!r}, "
             f"username={self.username!r}, password={password!r}, sender={self.sender!r}, "
-            f"timeout_s={self.timeout_s!r})"
+            f"timeout_s={self.timeout_s!r}, cafile={self.cafile!r})"
         )
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The context TLS connections verify the server with (``cafile`` if given)."""
+        return ssl.create_default_context(cafile=self.cafile)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpSettings:
@@ -100,6 +117,7 @@ class SmtpSettings:
             username=get("FLOWLANE_SMTP_USER"),
             password=password,
             sender=get("FLOWLANE_SMTP_FROM") or defaults.sender,
+            cafile=get("FLOWLANE_SMTP_CAFILE"),
         )
 
 
@@ -128,6 +146,19 @@ def message_id(outbox_id: str, domain: str = "flowlane") -> str:
     return f"<{left}@{_dot_atom(domain or 'flowlane')}>"
 
 
+def outbox_id_of(message_id_header: str) -> str | None:
+    """The outbox id whose :func:`message_id` is ``message_id_header``, or None.
+
+    Ids made only of msg-id characters come back from their Message-ID; for others (with a
+    hash appended) use the ``X-Flowlane-Outbox`` header the email carries too.
+    """
+    text = message_id_header.strip()
+    if not (text.startswith("<") and text.endswith(">") and "@" in text):
+        return None
+    left = text[1:-1].rsplit("@", 1)[0]
+    return left if left and message_id(left) == text else None
+
+
 def _header_value(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ValidationError(f"the {name} of an email must be one line", header=name)
@@ -142,11 +173,15 @@ def build_email(
     subject: str,
     body: str,
     date: datetime | None = None,
+    reply_to: str | None = None,
+    html: bool = True,
 ) -> EmailMessage:
-    """A plain-text UTF-8 email. ``date`` (timezone-aware) sets Date; without it the relay does.
+    """A UTF-8 email. ``date`` (timezone-aware) sets Date; without it the relay does.
 
-    The result depends only on the arguments, so rebuilding it for a retry gives the same
-    message.
+    ``body`` is Markdown (as the outbox keeps it): with ``html`` the email is
+    multipart/alternative, the Markdown as text/plain and its HTML (raw HTML in the text
+    escaped) as text/html; without, plain text only. The result depends only on the
+    arguments (the MIME boundary too), so rebuilding it for a retry gives the same message.
     """
     recipients = [to] if isinstance(to, str) else list(to)
     if not recipients or not all(r.strip() for r in recipients):
@@ -157,11 +192,19 @@ def build_email(
     msg["Subject"] = _header_value("subject", subject)
     msg["Message-ID"] = message_id(outbox_id)
     msg["X-Flowlane-Outbox"] = _header_value("outbox id", outbox_id)
+    if reply_to is not None:  # a task's reply address (runtime/mailin.py reads replies)
+        msg["Reply-To"] = _header_value("reply address", reply_to)
     if date is not None:
         msg["Date"] = format_datetime(date)
     # Non-ASCII text goes quoted-printable: safe through relays without 8BITMIME.
     cte = None if body.isascii() else "quoted-printable"
     msg.set_content(body, charset="utf-8", cte=cte)
+    if html:
+        page = html_document(markdown_to_html(body), title=subject)
+        page_cte = None if page.isascii() else "quoted-printable"
+        msg.add_alternative(page, subtype="html", charset="utf-8", cte=page_cte)
+        seed = f"{outbox_id}\n{subject}\n{body}".encode()
+        msg.set_boundary(f"==flowlane-{hashlib.sha256(seed).hexdigest()[:32]}==")
     return msg
 
 
@@ -236,15 +279,13 @@ class SmtpSender:
         s = self.settings
         conn: smtplib.SMTP
         if s.security == "tls":
-            conn = smtplib.SMTP_SSL(
-                s.host, s.port, timeout=s.timeout_s, context=ssl.create_default_context()
-            )
+            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_s, context=s.tls_context())
         else:
             conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
         try:
             if s.security == "starttls":
                 conn.ehlo()
-                conn.starttls(context=ssl.create_default_context())
+                conn.starttls(context=s.tls_context())
                 conn.ehlo()
             if s.username is not None:
                 conn.login(s.username, s.password or "")
@@ -321,3 +362,58 @@ class SmtpSender:
         return TemporaryDeliveryError(
             f"SMTP {where} could not be reached: {type(exc).__name__}: {exc}"
         )
+
+
+def mail_mode(env: Mapping[str, str], default: MailMode = "smtp") -> MailMode:
+    """``FLOWLANE_MAIL``: ``smtp`` sends emails, ``sink`` stores them in the database instead
+    (read them with :func:`flowlane.services.messages.sink_mails`); unset: ``default``."""
+    raw = (env.get("FLOWLANE_MAIL") or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in MAIL_MODES:
+        raise ValidationError(
+            f"FLOWLANE_MAIL must be one of {', '.join(MAIL_MODES)}, got {raw!r}",
+            variable="FLOWLANE_MAIL",
+        )
+    return cast(MailMode, raw)
+
+
+class Sender(Protocol):
+    """Hands emails over; raises a :class:`DeliveryError` subclass when it could not."""
+
+    def send(self, msg: EmailMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SinkStore(Protocol):
+    def add_sink_mail(self, mail: SinkMail) -> bool: ...
+
+
+class SinkSender:
+    """The mail sink: stores every email (``sink_mails``) instead of sending it.
+
+    Once per outbox id: an email stored again after a retry is not stored twice.
+    """
+
+    def __init__(self, store: SinkStore, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+
+    def send(self, msg: EmailMessage) -> None:
+        outbox_id = msg["X-Flowlane-Outbox"]
+        if not outbox_id:
+            raise PermanentDeliveryError("the mail sink keeps only emails of the outbox")
+        self.store.add_sink_mail(
+            SinkMail(
+                outbox_id=str(outbox_id),
+                message_id=str(msg["Message-ID"] or ""),
+                to=str(msg["To"] or ""),
+                subject=str(msg["Subject"] or ""),
+                raw=msg.as_string(),
+                stored_at=self.clock(),
+            )
+        )
+
+    def close(self) -> None:
+        """Nothing to release."""

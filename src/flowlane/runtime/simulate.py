@@ -101,7 +101,9 @@ def build_account(
     schema = copy.deepcopy(recipe.schema)
     store: Store
     if db is None:
-        store = MemoryStore(schema=schema, tz=tz, templates=dict(recipe.templates))
+        store = MemoryStore(
+            schema=schema, tz=tz, templates=dict(recipe.templates), forms=dict(recipe.forms)
+        )
     else:
         try:
             store = open_store(
@@ -109,6 +111,7 @@ def build_account(
                 schema,
                 tz=tz,
                 templates=dict(recipe.templates),
+                forms=dict(recipe.forms),
                 require_empty=True,
                 reset=db.reset,
             )
@@ -332,9 +335,13 @@ def _unclaim(sim: Simulation, b: sc.ClaimStep) -> None:
 
 def _reassign(sim: Simulation, b: sc.ReassignStep) -> None:
     given = "from_" in b.model_fields_set
-    sim.account.reassign(
+    count = sim.account.reassign(
         b.process, from_=b.from_, status=b.status, to=b.to, by=b.by, from_given=given
     )
+    # Comments, claims, unclaims and status changes trace themselves (task_commented,
+    # task_claimed, task_unclaimed, task_status); a bulk reassignment gets one line here.
+    chosen = {"from": b.from_} if given else {}
+    sim._note("tasks_reassigned", process=b.process, **chosen, to=b.to, by=b.by, count=count)
 
 
 def _approve(sim: Simulation, b: sc.ProcessStep) -> None:

@@ -30,16 +30,22 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from flowlane.core.errors import FlowlaneError
 from flowlane.runtime.faults import Faults
 from flowlane.runtime.mail import (
+    MailMode,
     PermanentDeliveryError,
+    Sender,
+    SinkSender,
     SmtpSender,
     SmtpSettings,
     TemporaryDeliveryError,
     build_email,
 )
+from flowlane.runtime.webhooks import WebhookSender, webhook_secret
 from flowlane.services.account import Account
+from flowlane.services.inbound import mail_domain, reply_address
+from flowlane.services.signing import account_secret
 from flowlane.store.base import is_conflict
 from flowlane.store.records import IncidentRecord, Job, TimerRecord
-from flowlane.store.sql.store import TIMER_KINDS, JobQueue, SqlStore
+from flowlane.store.sql.store import TIMER_KINDS, WEBHOOK_JOB_PREFIX, JobQueue, SqlStore
 
 log = logging.getLogger("flowlane.worker")
 
@@ -79,12 +85,22 @@ class Worker:
     faults: Faults = field(default_factory=Faults)
     sink: Callable[[dict[str, Any]], None] | None = None
     stopping: bool = False
+    webhooks: WebhookSender | None = None
+    """Posts webhook messages; made on first use (with :func:`webhook_secret`)."""
+    mail: MailMode = "smtp"
+    """``sink``: emails are stored in ``sink_mails`` instead of sent (``smtp`` settings then
+    only give the From address)."""
 
     def __post_init__(self) -> None:
         self.account = Account(self.store, self.clock(), sink=self.sink)
         self.account.runner.fire_due_timers = False
         self.queue = JobQueue(self.store)
-        self.sender = SmtpSender(self.smtp) if self.smtp is not None else None
+        self.sender: Sender | None = None
+        if self.mail == "sink":
+            self.smtp = self.smtp or SmtpSettings()
+            self.sender = SinkSender(self.store, self.clock)
+        elif self.smtp is not None:
+            self.sender = SmtpSender(self.smtp)
         self.kinds = (*TIMER_KINDS, "deliver") if self.sender is not None else TIMER_KINDS
         self._lease = timedelta(seconds=self.settings.lease_s)
 
@@ -121,6 +137,7 @@ class Worker:
             lease_s=self.settings.lease_s,
             limit=self.settings.batch,
             kinds=self.kinds,
+            id_prefixes=(WEBHOOK_JOB_PREFIX,),  # every worker delivers webhooks
         )
         if not jobs:
             return 0
@@ -250,29 +267,47 @@ class Worker:
 
     # ---- deliveries ------------------------------------------------------------------------
 
+    def _reply_to(self, task_id: str | None) -> str | None:
+        """The reply address of an email about a task (``reply_to_task``)."""
+        if task_id is None or self.smtp is None:
+            return None
+        return reply_address(account_secret(self.store), task_id, mail_domain(self.smtp.sender))
+
+    def _webhook_sender(self) -> WebhookSender:
+        if self.webhooks is None:
+            self.webhooks = WebhookSender(webhook_secret(self.store))
+        return self.webhooks
+
     def _deliver(self, job: Job) -> None:
-        assert self.sender is not None and self.smtp is not None
+        """Send the job's outbox message: an email, or a webhook (channel ``webhook``)."""
         outbox_id = str(job.payload.get("outbox"))
         message = self.queue.outbox_message(outbox_id)
-        if message is None or message.status == "sent":
+        if message is None or message.status in ("sent", "bounced"):
             with self.store.transaction():
                 self.queue.finish(job, self.name)
             return
         if not self.queue.touch(job, self.name, self.clock() + self._lease):
             return  # the lease ran out while earlier emails went out: its new holder sends
         try:
-            email = build_email(
-                self.smtp,
-                outbox_id=message.id,
-                to=message.to,
-                subject=message.subject,
-                body=message.body,
-            )
-            self.sender.send(email)
+            if message.channel == "webhook":
+                self._webhook_sender().post(message)
+            else:
+                assert self.sender is not None and self.smtp is not None
+                email = build_email(
+                    self.smtp,
+                    outbox_id=message.id,
+                    to=message.to,
+                    subject=message.subject,
+                    body=message.body,
+                    reply_to=self._reply_to(message.task_id),
+                )
+                self.sender.send(email)
         except (PermanentDeliveryError, FlowlaneError) as exc:
             with self.store.transaction():
                 if self.queue.finish(job, self.name):
-                    self.queue.mark_undelivered(message.id, "failed", str(exc))
+                    self.queue.mark_undelivered(
+                        message.id, "failed", str(exc), attempts=job.attempts
+                    )
             return
         except TemporaryDeliveryError as exc:
             final = job.attempts >= self.settings.max_attempts
@@ -280,12 +315,14 @@ class Worker:
                 retry_at = None if final else self.clock() + self.settings.backoff(job.attempts)
                 held = self.queue.fail(job, self.name, str(exc), retry_at=retry_at)
                 if final and held:  # a lease passed on: the new holder has the last word
-                    self.queue.mark_undelivered(message.id, "failed", str(exc))
+                    self.queue.mark_undelivered(
+                        message.id, "failed", str(exc), attempts=job.attempts
+                    )
             return
         self.faults.hit("after_send")
         with self.store.transaction():
             self.queue.finish(job, self.name)
-            self.queue.mark_sent(message.id, self.clock())
+            self.queue.mark_sent(message.id, self.clock(), attempts=job.attempts)
 
 
 __all__ = ["Worker", "WorkerSettings", "wall_clock"]

@@ -32,10 +32,10 @@ from flowlane.objects import (
     validate_record,
 )
 from flowlane.services import admin, launch, tasklists, taskwork
+from flowlane.services.links import Links
 from flowlane.services.passwords import hash_passwords
 from flowlane.services.runner import Runner, StageMove, TraceSink
 from flowlane.services.typedefs import TypeDefinitions
-from flowlane.store import taskquery
 from flowlane.store.base import Store, is_bad_value, is_conflict
 from flowlane.store.files import FileStore, LocalFileStore, Staged, data_folder
 from flowlane.store.records import MessageRecord, TaskRecord
@@ -83,6 +83,9 @@ class Account:
         self.runner.on_object_created = lambda oid: launch.on_created(self, oid)
         self.runner.on_object_changed = lambda oid, b, a: launch.on_changed(self, oid, b, a)
         self.runner.on_periodic = lambda timer: launch.run_periodic(self, timer)
+        self.links = Links(store)
+        """Signed links to forms: ``form_link(...)`` in messages, checked when opened."""
+        self.runner.links = self.links.make
 
     # ---- units of work -----------------------------------------------------------------------
 
@@ -798,8 +801,15 @@ class Account:
         task = self._fresh(task)
         self._check_actor(task, by, "comment on")
         added = taskwork.add_files(self, task, files or [], by)
-        self._add_comment(task, by, text, [a["id"] for a in added])
+        self._add_comment(task, by, text, added)
         self.store.put_task(task)
+        self._record_task(
+            task,
+            "task_commented",
+            by=by,
+            comment=len(task.comments),
+            files=[a["name"] for a in added],
+        )
         self.runner.run()
 
     def attach(
@@ -840,8 +850,12 @@ class Account:
             raise NotFound(f"task {task_id} does not exist")
         return task
 
-    def task_variables(self, task: TaskRecord) -> dict[str, dict[str, Any]]:
-        """The process's variables as the task's typed fields: name → field and value."""
+    def task_variables(
+        self, task: TaskRecord, *, by: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The process's variables as the task's typed fields: name → field and value
+        (for those who may act on the task)."""
+        self._check_actor(task, by, "read the variables of")
         state, specs = taskwork.variable_specs(self, task)
         return {n: {"field": spec, "value": state.vars.get(n)} for n, spec in specs.items()}
 
@@ -877,16 +891,31 @@ class Account:
             by=by,
         )
 
+    def _record_task(self, task: TaskRecord, event: str, **details: Any) -> None:
+        """A trace entry about the task (the instance history)."""
+        self.runner.record(
+            {
+                "instance": task.instance_id,
+                "process": task.process,
+                "block": task.block,
+                "event": event,
+                "details": {"task": task.id, **details},
+            }
+        )
+
     def _add_comment(
         self,
         task: TaskRecord,
         by: str | None,
         text: str,
-        attachments: list[str] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> None:
+        """Keep the comment and notify the assignee and supervisors (else the owners) by
+        email: the text, then the names of the files it carries."""
         entry: dict[str, Any] = {"at": self.now, "by": by, "text": text}
+        names = [str(a["name"]) for a in attachments or []]
         if attachments:
-            entry["attachments"] = attachments
+            entry["attachments"] = [a["id"] for a in attachments]
         task.comments.append(entry)
         task.history.append(
             {"at": self.now, "by": by, "what": "comment", "comment": len(task.comments)}
@@ -897,6 +926,12 @@ class Account:
             whom.extend(self.store.users(sel))
         if not [u for u in whom if u != by]:
             whom.extend(self.store.users("role:owner"))
+        if text.strip():
+            subject = f"New comment on task: {task.title}"
+        else:
+            subject = f"New {'file' if len(names) == 1 else 'files'} on task: {task.title}"
+        listed = f"Attached: {', '.join(names)}" if names else ""
+        body = "\n\n".join(part for part in (text.strip() and text, listed) if part)
         seen: list[str] = []
         for uid in whom:
             if uid is None or uid == by or uid in seen:
@@ -913,8 +948,8 @@ class Account:
                     channel="email",
                     to=str(email or uid),
                     recipient=uid,
-                    subject=f"New comment on task: {task.title}",
-                    body=text,
+                    subject=subject,
+                    body=body,
                     created_at=self.now,
                 )
             )
@@ -929,16 +964,36 @@ class Account:
         task.assignee = by
         task.history.append({"at": self.now, "by": by, "what": "claimed"})
         self.store.put_task(task)
+        self._record_task(task, "task_claimed", by=by)
 
     def unclaim(self, task: TaskRecord, *, by: str) -> None:
+        """Give the task back (nobody is assigned): its assignee, the process's supervisors,
+        admins and owners may; an executor only a task of their own."""
         task = self._fresh(task)
-        if task.assignee != by and self.role_of(by) not in ADMIN_ROLES:
-            raise Refused(
-                f"{by} may not give back task {task.id}: it is assigned to {task.assignee}"
-            )
+        role = self.role_of(by)
+        if task.closed:
+            raise Refused(f"task {task.id} is {task.status} already")
+        if task.assignee is None:
+            raise Refused(f"task {task.id} is assigned to nobody: there is nothing to give back")
+        if task.assignee != by and role not in ADMIN_ROLES:
+            settings = self.settings_for(task.instance_id)
+            if not may_act(
+                by,
+                role=None,
+                assignee=None,
+                executors=(),
+                supervisors=settings.supervisors,
+                users_of=self.store.users,
+            ):
+                raise Refused(
+                    f"{by} may not give back task {task.id}: it is assigned to {task.assignee} "
+                    "(its assignee, the process's supervisors, admins, owners may)"
+                )
+        before = task.assignee
         task.assignee = None
         task.history.append({"at": self.now, "by": by, "what": "unclaimed"})
         self.store.put_task(task)
+        self._record_task(task, "task_unclaimed", by=by, assignee=before)
 
     def reassign(
         self,
@@ -954,46 +1009,27 @@ class Account:
         created_to: datetime | None = None,
     ) -> int:
         """Give the matching tasks (open ones unless a status is named) to ``to`` (None:
-        nobody); the filters are those of :meth:`task_statistics`."""
-        self.definition(process)
-        self.require_role(by, ADMIN_ROLES, f"reassign tasks of {process}")
-        if to is not None:
-            self.role_of(to)
-        extra = tasklists.task_query(
+        nobody) in one set-based change; the filters are those of :meth:`task_statistics`.
+        Admins, owners and the process's supervisors may; how many tasks changed."""
+        return tasklists.reassign(
             self,
             process,
+            from_=from_,
+            from_given=from_given,
+            status=status,
+            to=to,
+            by=by,
             object_id=object_id,
             created_from=created_from,
             created_to=created_to,
         )
-        count = 0
-
-        def chosen(task: TaskRecord) -> bool:
-            return (
-                not (from_given and task.assignee != from_)
-                and (status is None or task.status == status)
-                and not (status is None and task.closed)
-                and taskquery.matches(task, extra)
-            )
-
-        for listed in self.store.find_tasks(process=process):
-            if not chosen(listed):
-                continue
-            task = self._fresh(listed)
-            if not chosen(task):
-                continue
-            task.assignee = to
-            task.history.append({"at": self.now, "by": by, "what": "reassigned", "to": to})
-            self.store.put_task(task)
-            count += 1
-        return count
 
     # ---- task lists and statistics ---------------------------------------------------------
 
     def inbox(
         self, user_id: str, *, page: int = 1, size: int = 50, by: str | None = None
     ) -> tasklists.TaskPage:
-        """A page of the person's inbox (``total`` is the page's length)."""
+        """A page of the person's inbox; ``total`` is how many tasks the whole inbox holds."""
         return tasklists.inbox(self, user_id, page=page, size=size, by=by)
 
     def process_tasks(

@@ -1,8 +1,14 @@
 """A person's inbox, the process's task table, tasks of an object or a client, statistics.
 
 Who may look: a person at their own inbox; admins, owners and supervisors (of any process)
-at anyone's; admins, owners and the process's supervisors at its task table and statistics.
-The store sorts, filters, pages and aggregates (SQL on a database).
+at anyone's; admins, owners and the process's supervisors at its task table and statistics,
+and they may reassign its tasks in bulk. The store sorts, filters, pages, aggregates and
+reassigns (SQL on a database).
+
+A process without ``task:`` settings uses those of the process that starts it (FORMATS.md;
+:func:`flowlane.engine.step.effective_settings`): its executors find its unassigned tasks in
+their inbox and its supervisors oversee it. Which process starts which is read from the
+deployed definitions (``subprocess`` and ``for_each`` blocks, latest versions).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from flowlane.core.errors import Refused
 from flowlane.engine.taskrules import STAFF_ADMIN_ROLES, may_act
-from flowlane.model.process import TaskSettings
+from flowlane.model.process import ForEachBlock, ProcessFile, SubprocessBlock, TaskSettings
 from flowlane.services.launch import condition_scope
 from flowlane.store.records import TASK_SORTS, TaskCount, TaskQuery, TaskRecord
 
@@ -84,11 +90,66 @@ def _page(page: int, size: int) -> tuple[int, int]:
     return (page - 1) * size, size
 
 
+def _specs(acc: Account) -> dict[str, ProcessFile]:
+    return {key: acc.definition(key).spec for key in acc.store.process_keys()}
+
+
+def _started_by(specs: dict[str, ProcessFile]) -> dict[str, set[str]]:
+    """Process → the deployed processes that start it (``subprocess``, ``for_each``)."""
+    starters: dict[str, set[str]] = {}
+    for key, spec in specs.items():
+        for block in spec.blocks.values():
+            if isinstance(block, SubprocessBlock | ForEachBlock):
+                starters.setdefault(block.process, set()).add(key)
+    return starters
+
+
+def governing_settings(acc: Account, process: str) -> list[TaskSettings]:
+    """The ``task:`` settings that may govern the process's tasks: its own; without them,
+    those of every process that starts it, by the same rule up the chain."""
+    specs = _specs(acc)
+    starters = _started_by(specs)
+    found: list[TaskSettings] = []
+    seen = {process}
+    todo = [process]
+    while todo:
+        spec = specs.get(todo.pop())
+        if spec is None:
+            continue
+        if spec.task is not None:
+            found.append(spec.task)
+            continue
+        for parent in sorted(starters.get(spec.key, set()) - seen):
+            seen.add(parent)
+            todo.append(parent)
+    return found
+
+
 def executor_processes(acc: Account, user_id: str) -> list[str]:
-    """Processes (by their own ``task:`` settings) whose executors include the person."""
-    return [
-        key for key in acc.store.process_keys() if _is_executor(acc, user_id, _settings(acc, key))
-    ]
+    """Processes whose executors include the person: by their own ``task:`` settings, and
+    the processes without settings that those start (down any depth of such processes).
+
+    A process without settings started both by one of the person's processes and by
+    another counts as theirs: the inbox cannot tell its instances apart (acting on such a
+    task still follows the instance's own parent, see ``Account._check_actor``)."""
+    specs = _specs(acc)
+    mine = {
+        key
+        for key, spec in specs.items()
+        if spec.task is not None and _is_executor(acc, user_id, spec.task)
+    }
+    children: dict[str, set[str]] = {}
+    for child, parents in _started_by(specs).items():
+        for parent in parents:
+            children.setdefault(parent, set()).add(child)
+    todo = list(mine)
+    while todo:
+        for child in children.get(todo.pop(), set()):
+            spec = specs.get(child)
+            if spec is not None and spec.task is None and child not in mine:
+                mine.add(child)
+                todo.append(child)
+    return sorted(mine)
 
 
 def inbox(
@@ -98,18 +159,27 @@ def inbox(
     if by is not None and by != user_id and not _oversees(acc, by):
         raise Refused(f"{by} may not look at the inbox of {user_id}")
     offset, limit = _page(page, size)
-    tasks = acc.store.inbox(
-        user_id, executor_processes(acc, user_id), acc.now, offset=offset, limit=limit
-    )
-    return TaskPage(tasks, len(tasks), page, size)
+    processes = executor_processes(acc, user_id)
+    tasks = acc.store.inbox(user_id, processes, acc.now, offset=offset, limit=limit)
+    if len(tasks) < limit and (tasks or offset == 0):
+        total = offset + len(tasks)  # the last page: no need to count
+    else:
+        total = acc.store.inbox_count(user_id, processes)
+    return TaskPage(tasks, total, page, size)
+
+
+def is_supervisor(acc: Account, process: str, user_id: str) -> bool:
+    """Whether the person is a supervisor of the process (or of a process whose settings
+    govern it, see :func:`governing_settings`)."""
+    return any(_is_supervisor(acc, user_id, s) for s in governing_settings(acc, process))
 
 
 def check_supervisor(acc: Account, process: str, by: str | None, what: str) -> None:
     """Admins, owners and the process's supervisors; anyone else is refused."""
-    settings = _settings(acc, process)
+    acc.definition(process)
     if by is None or acc.role_of(by) in STAFF_ADMIN_ROLES:
         return
-    if not _is_supervisor(acc, by, settings):
+    if not is_supervisor(acc, process, by):
         raise Refused(f"{by} may not {what} of process {process!r}")
 
 
@@ -205,3 +275,46 @@ def statistics(acc: Account, query: TaskQuery, *, by: str | None = None) -> Task
         by_status[r.status] = by_status.get(r.status, 0) + r.count
         by_day[r.day] = by_day.get(r.day, 0) + r.count
     return TaskStatistics(rows, sum(r.count for r in rows), by_assignee, by_status, by_day)
+
+
+def reassign(
+    acc: Account,
+    process: str,
+    *,
+    from_: str | None,
+    from_given: bool,
+    status: str | None,
+    to: str | None,
+    by: str | None,
+    object_id: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> int:
+    """Give the process's matching tasks to ``to`` (None: nobody) in one set-based store
+    call; admins, owners and the process's supervisors may. Filters: the tasks of ``from_``
+    (None: unassigned ones) when ``from_given``; status ``status``, else every open task; the
+    object; created in [``created_from``, ``created_to``). Tasks ``to`` holds already stay
+    as they are. Returns how many tasks changed; each gets a ``reassigned`` history entry."""
+    acc.definition(process)
+    if by is not None:
+        role = acc.role_of(by)
+        if role not in STAFF_ADMIN_ROLES and not is_supervisor(acc, process, by):
+            raise Refused(
+                f"{by} ({role}) may not reassign tasks of {process}: "
+                "admins, owners and the process's supervisors may"
+            )
+    if to is not None:
+        acc.role_of(to)
+    query = task_query(
+        acc,
+        process,
+        status=status,
+        assignee=from_ if from_given else None,
+        unassigned=from_given and from_ is None,
+        object_id=object_id,
+        open_only=status is None,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    entry = {"at": acc.now, "by": by, "what": "reassigned", "to": to}
+    return acc.store.reassign_tasks(query, to, entry)

@@ -3,14 +3,15 @@
 Every function checks everything first and refuses with a :class:`Refused` naming the
 reason, changing nothing; :class:`~flowlane.services.account.Account` calls them (see its
 methods of the same names). Attachment bytes go to the account's file store in two phases
-(ADR 0008): staged during the request, promoted after the commit by ``Account.attempt``.
+(ADR 0008): staged during the request, promoted after the commit by ``Account.attempt``;
+:func:`collect_orphans` deletes the files no task names any more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
 from flowlane.core.duration import parse_duration
@@ -19,6 +20,7 @@ from flowlane.engine.state import InstanceState
 from flowlane.engine.step import NO_SETTINGS
 from flowlane.engine.taskrules import may_act
 from flowlane.model.process import Priority
+from flowlane.store.files import FileEntry
 from flowlane.store.records import TaskRecord
 
 if TYPE_CHECKING:
@@ -313,3 +315,69 @@ def add_task(
         }
     )
     return task
+
+
+# ---- orphan files ------------------------------------------------------------------------
+
+MIN_GRACE = timedelta(minutes=1)
+"""The shortest grace period a clean-up accepts: no request runs longer than this."""
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """What a clean-up found: the files it deleted (or would delete: ``dry_run``), and how
+    many files it kept because a task names them or because they are too young."""
+
+    removed: list[FileEntry]
+    referenced: int
+    young: int
+    dry_run: bool = False
+
+    @property
+    def freed(self) -> int:
+        """Bytes of the removed files."""
+        return sum(e.size for e in self.removed)
+
+
+def referenced_keys(account: Account) -> set[str]:
+    """The keys of every file a stored task names."""
+    return {
+        str(meta["key"])
+        for task in account.store.find_tasks()
+        for meta in task.attachments
+        if meta.get("key")
+    }
+
+
+def collect_orphans(account: Account, older_than: timedelta, *, dry_run: bool = False) -> Collected:
+    """Delete the attachment files no task names (their request was rolled back by a
+    process that died before discarding them, or a restart deleted their tasks) and staged
+    files left behind, if they were written more than ``older_than`` before ``account.now``.
+
+    The grace period protects the requests that run meanwhile: their staged files are young,
+    and a file a task comes to name after the tasks were read is written again when its
+    request promotes it (a fresh time: kept). Runs outside any request: the files are listed
+    first, then the tasks are read in a transaction of their own. Refused for a grace period
+    under :data:`MIN_GRACE`.
+    """
+    if older_than < MIN_GRACE:
+        raise Refused(
+            f"older_than: at least {int(MIN_GRACE.total_seconds())} seconds, so that files "
+            "of requests still running are kept"
+        )
+    cutoff = account.now - older_than
+    listed = account.files.entries()
+    with account.store.transaction():
+        named = referenced_keys(account)
+    removed: list[FileEntry] = []
+    referenced = young = 0
+    for entry in listed:
+        if not entry.staged and entry.name in named:
+            referenced += 1
+        elif entry.modified > cutoff:
+            young += 1
+        elif dry_run or account.files.remove(entry, not_after=cutoff):
+            removed.append(entry)
+        else:
+            young += 1  # written again since it was listed
+    return Collected(removed, referenced, young, dry_run)

@@ -16,12 +16,15 @@ from typing import Any, Protocol
 from flowlane.engine.context import ObjectRecord, World
 from flowlane.engine.state import InstanceState
 from flowlane.model.definition import Definition
+from flowlane.model.form import FormSpec
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType
 from flowlane.store.records import (
+    DeliveryRecord,
     IncidentRecord,
     MessageRecord,
     ProcessStatus,
+    SinkMail,
     TaskCount,
     TaskQuery,
     TaskRecord,
@@ -51,6 +54,8 @@ class Store(World, Protocol):
     """Reads for the engine (:class:`World`) plus the writes of the use cases."""
 
     templates: dict[str, Template]
+    forms: dict[str, FormSpec]
+    """The recipe's public forms by key (``forms/<key>.yaml``), like ``templates``."""
 
     # ---- units of work ---------------------------------------------------------------------
 
@@ -146,6 +151,39 @@ class Store(World, Protocol):
     def setting_or_put(self, key: str, value: str) -> str:
         """The stored setting, or ``value`` stored and returned when there is none yet: of
         concurrent callers exactly one value wins and all of them get it."""
+        ...
+
+    def claim_inbound(self, key: str, at: datetime) -> dict[str, Any] | None:
+        """Note the inbound message ``key`` (``<kind>:<id>``: a webhook call's idempotency
+        key, an email's Message-ID) as received, in the open transaction. None the first time
+        (go on and handle it); for a message seen before, the result that
+        :meth:`finish_inbound` recorded then (a duplicate: handle nothing). Of concurrent
+        callers with one key one gets None; the others wait for its commit."""
+        ...
+
+    def finish_inbound(self, key: str, result: dict[str, Any]) -> None:
+        """Record what handling the claimed inbound message ``key`` gave (JSON data)."""
+        ...
+
+    # ---- forms and signed links --------------------------------------------------------------
+
+    def add_form_submission(
+        self, form: str, address_hash: str, at: datetime, object_id: str | None
+    ) -> None:
+        """Note a submission of ``form`` from an address (its keyed hash)."""
+        ...
+
+    def count_form_submissions(self, form: str, address_hash: str, since: datetime) -> int:
+        """Submissions of ``form`` from that address at or after ``since``."""
+        ...
+
+    def use_link(self, token_hash: str, object_id: str, at: datetime) -> bool:
+        """Mark a signed link used, in the open transaction: True the first time, False when
+        it was used before (of concurrent callers exactly one gets True)."""
+        ...
+
+    def link_used(self, token_hash: str) -> bool:
+        """Whether :meth:`use_link` has marked that link used."""
         ...
 
     # ---- objects -----------------------------------------------------------------------------
@@ -319,6 +357,19 @@ class Store(World, Protocol):
         zone; sorted by day, assignee (nobody last), status."""
         ...
 
+    def inbox_count(self, user_id: str, executor_processes: Collection[str]) -> int:
+        """How many tasks the person's whole inbox holds: the tasks :meth:`inbox` pages."""
+        ...
+
+    def reassign_tasks(self, query: TaskQuery, to: str | None, entry: Mapping[str, Any]) -> int:
+        """Give every task matching ``query`` that ``to`` does not hold already to ``to``
+        (None: nobody) and append a copy of ``entry`` to its history; how many changed.
+
+        Set-based: on a database one ``UPDATE … WHERE`` that re-checks the filters on every
+        row it changes, so a task changed meanwhile so that it no longer matches stays as
+        it is."""
+        ...
+
     # ---- timers ----------------------------------------------------------------------------------
 
     def add_timer(self, timer: TimerRecord) -> None: ...
@@ -339,9 +390,61 @@ class Store(World, Protocol):
 
     def messages(self, since: int = 0) -> list[MessageRecord]: ...
 
+    def deliveries(
+        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> list[DeliveryRecord]:
+        """Messages of the outbox (not notifications) with their delivery state, newest
+        first; only those with ``status`` when it is given."""
+        ...
+
+    def mark_bounced(self, message_id: str, reason: str) -> bool:
+        """Mark the email with outbox id ``message_id`` (:attr:`MessageRecord.id`, carried in
+        the ``X-Flowlane-Outbox`` header; its Message-ID is derived from it, see
+        :func:`flowlane.runtime.mail.outbox_id_of`) as ``bounced`` with ``reason``.
+        False when there is no such email (nothing changes)."""
+        ...
+
+    def add_sink_mail(self, mail: SinkMail) -> bool:
+        """Keep an email the mail sink caught; the store gives it its ``id``. False (and
+        nothing stored) when a mail with the same ``outbox_id`` is there already."""
+        ...
+
+    def sink_mails(self, *, offset: int = 0, limit: int = 50) -> list[SinkMail]:
+        """The sink's mails, newest first."""
+        ...
+
+    def sink_mail(self, mail_id: int) -> SinkMail | None: ...
+
     def add_notification(self, message: MessageRecord) -> None: ...
 
     def notifications(self, since: int = 0) -> list[MessageRecord]: ...
+
+    # ---- in-app messages ---------------------------------------------------------------------
+    # A person's in-app feed: messages of channel ``inapp`` and system notifications (every
+    # channel) whose ``recipient`` is that person; newest first. ``read_at`` is set on read.
+
+    def inapp_messages(
+        self,
+        recipient: str,
+        *,
+        unread_only: bool = False,
+        ids: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[MessageRecord], int]:
+        """A page of the feed (only ``ids`` if given) and how many there are in all."""
+        ...
+
+    def inapp_unread(self, recipient: str) -> int:
+        """How many of the feed are unread."""
+        ...
+
+    def mark_inapp_read(
+        self, recipient: str, ids: Collection[str] | None, at: datetime
+    ) -> list[str]:
+        """Mark the unread of the feed (only ``ids`` if given) read at ``at``; their ids,
+        sorted. Ids that are not in the feed or are read already are left alone."""
+        ...
 
     def add_incident(self, incident: IncidentRecord) -> None: ...
 

@@ -20,14 +20,17 @@ from flowlane.engine.context import ObjectRecord
 from flowlane.engine.state import InstanceState
 from flowlane.expr import Expression
 from flowlane.model.definition import Definition
+from flowlane.model.form import FormSpec
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType, Schema
 from flowlane.store import taskquery
 from flowlane.store.match import matcher
 from flowlane.store.records import (
+    DeliveryRecord,
     IncidentRecord,
     MessageRecord,
     ProcessStatus,
+    SinkMail,
     TaskCount,
     TaskQuery,
     TaskRecord,
@@ -45,6 +48,7 @@ class MemoryStore:
     tz: tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TZ))
     secret: bytes = b"flowlane-dev-secret"
     templates: dict[str, Template] = field(default_factory=dict)
+    forms: dict[str, FormSpec] = field(default_factory=dict)
     versions: dict[str, list[Definition]] = field(default_factory=dict)
     objects: dict[str, ObjectRecord] = field(default_factory=dict)
     instances: dict[str, InstanceState] = field(default_factory=dict)
@@ -52,6 +56,10 @@ class MemoryStore:
     timers: dict[str, TimerRecord] = field(default_factory=dict)
     outbox: list[MessageRecord] = field(default_factory=list)
     notified: list[MessageRecord] = field(default_factory=list)
+    inapp_feed: list[MessageRecord] = field(default_factory=list)
+    """In-app messages and notifications with a recipient, in the order they were added."""
+    inapp_read: dict[str, datetime] = field(default_factory=dict)
+    """When each read in-app message was read (by outbox id)."""
     incident_list: list[IncidentRecord] = field(default_factory=list)
     history_lines: list[dict[str, Any]] = field(default_factory=list)
     subscriptions: dict[str, set[str]] = field(default_factory=dict)
@@ -60,6 +68,16 @@ class MemoryStore:
     matched_by: dict[str, set[str]] = field(default_factory=dict)
     approved: set[str] = field(default_factory=set)
     settings: dict[str, str] = field(default_factory=dict)
+    bounced: dict[str, str] = field(default_factory=dict)
+    """Messages marked bounced (``mark_bounced``): outbox id → the reason."""
+    sink: list[SinkMail] = field(default_factory=list)
+    """Emails stored instead of sent (mail sink mode), oldest first."""
+    form_submissions: list[tuple[str, str, datetime, str | None]] = field(default_factory=list)
+    """(form, address hash, at, object id) per public form submission."""
+    used_links: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    """Signed links used: token hash → (used at, object id)."""
+    inbound: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Inbound messages handled (``claim_inbound``): key → the result recorded."""
     statuses: dict[str, ProcessStatus] = field(default_factory=dict)
     created_counts: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
     """Tasks opened per (process, block, object), counting tasks ``restart`` deleted too."""
@@ -200,6 +218,36 @@ class MemoryStore:
 
     def setting_or_put(self, key: str, value: str) -> str:
         return self.settings.setdefault(key, value)
+
+    def add_form_submission(
+        self, form: str, address_hash: str, at: datetime, object_id: str | None
+    ) -> None:
+        self.form_submissions.append((form, address_hash, at, object_id))
+
+    def count_form_submissions(self, form: str, address_hash: str, since: datetime) -> int:
+        return sum(
+            1
+            for f, h, at, _ in self.form_submissions
+            if f == form and h == address_hash and at >= since
+        )
+
+    def use_link(self, token_hash: str, object_id: str, at: datetime) -> bool:
+        if token_hash in self.used_links:
+            return False
+        self.used_links[token_hash] = (at, object_id)
+        return True
+
+    def link_used(self, token_hash: str) -> bool:
+        return token_hash in self.used_links
+
+    def claim_inbound(self, key: str, at: datetime) -> dict[str, Any] | None:
+        if key in self.inbound:
+            return copy.deepcopy(self.inbound[key])
+        self.inbound[key] = {}
+        return None
+
+    def finish_inbound(self, key: str, result: dict[str, Any]) -> None:
+        self.inbound[key] = copy.deepcopy(result)
 
     def process_status(self, process: str) -> ProcessStatus | None:
         found = self.statuses.get(process)
@@ -398,19 +446,118 @@ class MemoryStore:
         found = (t for t in self.tasks.values() if taskquery.matches(t, query))
         return taskquery.statistics(found, self.tz)
 
+    def inbox_count(self, user_id: str, executor_processes: Collection[str]) -> int:
+        return sum(
+            1 for t in self.tasks.values() if taskquery.in_inbox(t, user_id, executor_processes)
+        )
+
+    def reassign_tasks(self, query: TaskQuery, to: str | None, entry: Mapping[str, Any]) -> int:
+        found = [t for t in self.tasks.values() if t.assignee != to and taskquery.matches(t, query)]
+        for task in found:
+            task.assignee = to
+            task.history.append(copy.deepcopy(dict(entry)))
+        return len(found)
+
     # ---- effects --------------------------------------------------------------------------
 
     def add_message(self, message: MessageRecord) -> None:
         self.outbox.append(message)
+        if message.channel == "inapp" and message.recipient is not None:
+            self.inapp_feed.append(message)
 
     def messages(self, since: int = 0) -> list[MessageRecord]:
         return self.outbox[since:]
 
+    def deliveries(
+        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> list[DeliveryRecord]:
+        found = []
+        for m in reversed(self.outbox):
+            state = "bounced" if m.id in self.bounced else m.status
+            if status is not None and state != status:
+                continue
+            found.append(
+                DeliveryRecord(
+                    id=m.id,
+                    instance_id=m.instance_id,
+                    process=m.process,
+                    block=m.block,
+                    channel=m.channel,
+                    to=m.to,
+                    recipient=m.recipient,
+                    subject=m.subject,
+                    status=state,
+                    attempts=0,
+                    last_error=self.bounced.get(m.id),
+                    created_at=m.created_at,
+                )
+            )
+        return found[offset : offset + limit]
+
+    def mark_bounced(self, message_id: str, reason: str) -> bool:
+        if not any(m.id == message_id and m.channel == "email" for m in self.outbox):
+            return False
+        self.bounced[message_id] = reason[:2000]
+        return True
+
+    def add_sink_mail(self, mail: SinkMail) -> bool:
+        if any(m.outbox_id == mail.outbox_id for m in self.sink):
+            return False
+        self.sink.append(replace(mail, id=len(self.sink) + 1))
+        return True
+
+    def sink_mails(self, *, offset: int = 0, limit: int = 50) -> list[SinkMail]:
+        return [replace(m) for m in reversed(self.sink)][offset : offset + limit]
+
+    def sink_mail(self, mail_id: int) -> SinkMail | None:
+        found = [m for m in self.sink if m.id == mail_id]
+        return replace(found[0]) if found else None
+
     def add_notification(self, message: MessageRecord) -> None:
         self.notified.append(message)
+        if message.recipient is not None:
+            self.inapp_feed.append(message)
 
     def notifications(self, since: int = 0) -> list[MessageRecord]:
         return self.notified[since:]
+
+    # ---- in-app messages (services/notify.py) ----------------------------------------------
+
+    def _inapp(
+        self, recipient: str, unread_only: bool, ids: Collection[str] | None
+    ) -> list[MessageRecord]:
+        wanted = None if ids is None else set(ids)
+        return [
+            replace(m, read_at=self.inapp_read.get(m.id))
+            for m in reversed(self.inapp_feed)
+            if m.recipient == recipient
+            and (wanted is None or m.id in wanted)
+            and not (unread_only and m.id in self.inapp_read)
+        ]
+
+    def inapp_messages(
+        self,
+        recipient: str,
+        *,
+        unread_only: bool = False,
+        ids: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[MessageRecord], int]:
+        found = self._inapp(recipient, unread_only, ids)
+        end = None if limit is None else offset + limit
+        return found[offset:end], len(found)
+
+    def inapp_unread(self, recipient: str) -> int:
+        return len(self._inapp(recipient, True, None))
+
+    def mark_inapp_read(
+        self, recipient: str, ids: Collection[str] | None, at: datetime
+    ) -> list[str]:
+        marked = sorted(m.id for m in self._inapp(recipient, True, ids))
+        for mid in marked:
+            self.inapp_read[mid] = at
+        return marked
 
     def add_incident(self, incident: IncidentRecord) -> None:
         self.incident_list.append(incident)
@@ -433,7 +580,7 @@ class MemoryStore:
 
     # ---- savepoints -----------------------------------------------------------------------
 
-    _APPEND_ONLY = ("outbox", "notified", "history_lines")
+    _APPEND_ONLY = ("outbox", "notified", "history_lines", "sink", "inapp_feed")
     _COPIED = (
         "objects",
         "instances",
@@ -449,8 +596,13 @@ class MemoryStore:
         "created_counts",
         "incident_list",
         "_object_seqs",
+        "form_submissions",
+        "used_links",
         "schema",
         "deployed",
+        "inbound",
+        "bounced",
+        "inapp_read",
     )
 
     def close(self) -> None:

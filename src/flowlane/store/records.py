@@ -102,6 +102,50 @@ class MessageRecord:
     body: str
     created_at: datetime
     status: str = "sent"
+    task_id: str | None = None
+    """The task a reply to this email comments on (a message block's ``reply_to_task``)."""
+    read_at: datetime | None = None
+    """When its recipient read it in the app (in-app messages and notifications)."""
+
+
+@dataclass(slots=True)
+class DeliveryRecord:
+    """A message of the outbox with its delivery state, for the UI and the API.
+
+    ``status``: ``queued`` (email not handed over yet; ``attempts`` and ``last_error`` tell
+    of the retries so far), ``sent``, ``failed`` (refused for good or out of retries),
+    ``bounced`` (a bounce came back after it was sent); in-app messages are ``sent`` at once.
+    """
+
+    id: str
+    instance_id: str
+    process: str
+    block: str
+    channel: str
+    to: str
+    recipient: str | None
+    subject: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class SinkMail:
+    """An email the worker stored instead of sending it (mail sink mode).
+
+    ``id`` is given by the store (0 before); ``raw`` is the whole MIME text.
+    """
+
+    outbox_id: str
+    message_id: str
+    to: str
+    subject: str
+    raw: str
+    stored_at: datetime
+    id: int = 0
 
 
 @dataclass(slots=True)
@@ -156,11 +200,13 @@ class IncidentRecord:
 __all__ = [
     "PRIORITY_RANKS",
     "TASK_SORTS",
+    "DeliveryRecord",
     "IncidentRecord",
     "Job",
     "MessageRecord",
     "ObjectRecord",
     "ProcessStatus",
+    "SinkMail",
     "TaskCount",
     "TaskQuery",
     "TaskRecord",

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from flowlane.runtime.durable import request_account
 from flowlane.services.account import Account
 from flowlane.store.sql.store import SqlStore
+from flowlane.web import hooks, public
 
 
 @dataclass
@@ -39,4 +40,6 @@ class Container:
 def create_app(container: Container) -> FastAPI:
     app = FastAPI(title="flowlane", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.container = container
+    app.include_router(hooks.router)
+    app.include_router(public.router)
     return app

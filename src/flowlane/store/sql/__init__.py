@@ -7,6 +7,7 @@ from datetime import tzinfo
 from sqlalchemy import Engine, func, select, text
 
 from flowlane.core.errors import Refused
+from flowlane.model.form import FormSpec
 from flowlane.model.template import Template
 from flowlane.objects import Schema
 from flowlane.store.sql import tables
@@ -39,6 +40,7 @@ def open_store(
     *,
     tz: tzinfo | None = None,
     templates: dict[str, Template] | None = None,
+    forms: dict[str, FormSpec] | None = None,
     require_empty: bool = False,
     reset: bool = False,
     id_block: int = 1,
@@ -59,7 +61,7 @@ def open_store(
                 f"database {display_url(url)} is not empty: pass --reset to delete everything "
                 "in it, or give an empty database"
             )
-        return SqlStore(engine, schema, tz=tz, templates=templates, id_block=id_block)
+        return SqlStore(engine, schema, tz=tz, templates=templates, forms=forms, id_block=id_block)
     except BaseException:
         engine.dispose()
         raise

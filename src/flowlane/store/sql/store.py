@@ -24,6 +24,7 @@ email messages get a ``deliver`` job in the same transaction (the outbox).
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -55,15 +57,18 @@ from flowlane.engine.context import ObjectRecord
 from flowlane.engine.state import InstanceState, decode_value, encode_value, from_dict, to_dict
 from flowlane.expr import Expression
 from flowlane.model.definition import Definition
+from flowlane.model.form import FormSpec
 from flowlane.model.process import ProcessFile
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType, Schema, load_type, type_spec
 from flowlane.store.match import matcher
 from flowlane.store.records import (
+    DeliveryRecord,
     IncidentRecord,
     Job,
     MessageRecord,
     ProcessStatus,
+    SinkMail,
     TaskCount,
     TaskQuery,
     TaskRecord,
@@ -78,10 +83,12 @@ from flowlane.store.sql.segment import (
     encode_object_data,
     index_statements,
 )
-from flowlane.store.taskquery import priority_rank
+from flowlane.store.taskquery import matches, priority_rank
 
 DEFAULT_TZ = "Europe/Moscow"
 TIMER_KINDS = ("timer", "periodic")
+WEBHOOK_JOB_PREFIX = "webhook:"
+"""The id prefix of webhook deliveries (``deliver`` jobs that need no SMTP server)."""
 _SEQ_BLOCK = 200
 """``nextval`` values PostgreSQL hands out per round trip (gaps are harmless)."""
 
@@ -166,6 +173,7 @@ class SqlStore:
         *,
         tz: tzinfo | None = None,
         templates: dict[str, Template] | None = None,
+        forms: dict[str, FormSpec] | None = None,
         secret: bytes = b"flowlane-dev-secret",
         id_block: int = 1,
     ) -> None:
@@ -175,6 +183,7 @@ class SqlStore:
         self.schema = schema
         self.tz = tz or ZoneInfo(DEFAULT_TZ)
         self.templates = dict(templates or {})
+        self.forms = dict(forms or {})
         self.secret = secret
         self.pg = engine.dialect.name == "postgresql"
         self._tx: _Tx | None = None
@@ -811,6 +820,70 @@ class SqlStore:
                 ).scalar_one()
             )
 
+    def add_form_submission(
+        self, form: str, address_hash: str, at: datetime, object_id: str | None
+    ) -> None:
+        with self._txn() as tx:
+            tx.conn.execute(
+                insert(t.form_submissions).values(
+                    form=form, address_hash=address_hash, at=at, object_id=object_id
+                )
+            )
+
+    def count_form_submissions(self, form: str, address_hash: str, since: datetime) -> int:
+        table = t.form_submissions
+        with self._query() as c:
+            return int(
+                c.execute(
+                    select(func.count())
+                    .select_from(table)
+                    .where(
+                        table.c.form == form,
+                        table.c.address_hash == address_hash,
+                        table.c.at >= since,
+                    )
+                ).scalar_one()
+            )
+
+    def use_link(self, token_hash: str, object_id: str, at: datetime) -> bool:
+        with self._txn() as tx:
+            # The insert waits for a concurrent one of the same token to commit or roll back.
+            inserted = tx.conn.execute(
+                self._insert(t.used_links)
+                .values(token_hash=token_hash, used_at=at, object_id=object_id)
+                .on_conflict_do_nothing()
+                .returning(t.used_links.c.token_hash)
+            ).first()
+            return inserted is not None
+
+    def link_used(self, token_hash: str) -> bool:
+        table = t.used_links
+        with self._query() as c:
+            found = c.execute(
+                select(table.c.token_hash).where(table.c.token_hash == token_hash)
+            ).first()
+        return found is not None
+
+    def claim_inbound(self, key: str, at: datetime) -> dict[str, Any] | None:
+        table = t.inbound_messages
+        with self._txn() as tx:
+            # The insert waits for a concurrent one of the same key to commit or roll back.
+            inserted = tx.conn.execute(
+                self._insert(table)
+                .values(key=key, received_at=at)
+                .on_conflict_do_nothing()
+                .returning(table.c.key)
+            ).first()
+            if inserted is not None:
+                return None
+            result = tx.conn.execute(select(table.c.result).where(table.c.key == key)).scalar()
+            return dict(result) if isinstance(result, dict) else {}
+
+    def finish_inbound(self, key: str, result: dict[str, Any]) -> None:
+        table = t.inbound_messages
+        with self._txn() as tx:
+            tx.conn.execute(update(table).where(table.c.key == key).values(result=result))
+
     def process_status(self, process: str) -> ProcessStatus | None:
         with self._txn() as tx:
             if process not in tx.statuses:
@@ -1323,21 +1396,11 @@ class SqlStore:
         offset: int = 0,
         limit: int = 50,
     ) -> list[TaskRecord]:
-        c_ = t.tasks.c
-        mine = select(t.tasks).where(
-            c_.assignee == user_id, c_.closed.is_(False), c_.inbox.is_(True)
-        )
-        branches: list[Any] = [mine]
-        if executor_processes:
-            branches.append(
-                select(t.tasks).where(
-                    c_.assignee.is_(None),
-                    c_.closed.is_(False),
-                    c_.inbox.is_(True),
-                    c_.process.in_(sorted(executor_processes)),
-                )
-            )
-        found = (union_all(*branches) if len(branches) > 1 else mine).subquery()
+        branches = [
+            select(t.tasks).where(*w) for w in self._inbox_where(user_id, executor_processes)
+        ]
+        both = union_all(*branches) if len(branches) > 1 else None
+        found = both.subquery() if both is not None else branches[0].subquery()
         overdue = case((and_(found.c.due_at.is_not(None), found.c.due_at < now), 0), else_=1)
         stmt = (
             select(found)
@@ -1428,6 +1491,65 @@ class SqlStore:
             out.append(TaskCount(assignee, status, known, int(n)))
         out.sort(key=lambda r: (r.day, r.assignee is None, r.assignee or "", r.status))
         return out
+
+    @staticmethod
+    def _inbox_where(
+        user_id: str, executor_processes: Collection[str]
+    ) -> list[list[ColumnElement[bool]]]:
+        """The inbox's two disjoint parts: the person's tasks, and the unassigned tasks of
+        their executor processes (each read through the assignee-first index)."""
+        c_ = t.tasks.c
+        parts = [[c_.assignee == user_id, c_.closed.is_(False), c_.inbox.is_(True)]]
+        if executor_processes:
+            parts.append(
+                [
+                    c_.assignee.is_(None),
+                    c_.closed.is_(False),
+                    c_.inbox.is_(True),
+                    c_.process.in_(sorted(executor_processes)),
+                ]
+            )
+        return parts
+
+    def inbox_count(self, user_id: str, executor_processes: Collection[str]) -> int:
+        counts = [
+            select(func.count()).select_from(t.tasks).where(*where).scalar_subquery()
+            for where in self._inbox_where(user_id, executor_processes)
+        ]
+        with self._query() as c:
+            return sum(int(n) for n in c.execute(select(*counts)).one())
+
+    def reassign_tasks(self, query: TaskQuery, to: str | None, entry: Mapping[str, Any]) -> int:
+        c_ = t.tasks.c
+        where = [*self._task_where(query), c_.assignee.is_distinct_from(to)]
+        added = json.dumps(encode_value(dict(entry)), separators=(",", ":"), allow_nan=False)
+        if self.pg:
+            history = text(
+                "jsonb_set(data, '{history}', "
+                "coalesce(data -> 'history', '[]'::jsonb) || jsonb_build_array(CAST(:e AS jsonb)))"
+            )
+        else:
+            history = text("json_insert(data, '$.history[#]', json(:e))")
+        stmt = update(t.tasks).where(*where).values(assignee=to, data=history.bindparams(e=added))
+        with self._query() as c, self._txn() as tx:
+            if self.pg:
+                # Instances first, then their tasks: the order every request locks them in.
+                c.execute(
+                    select(t.instances.c.id)
+                    .where(t.instances.c.id.in_(select(c_.instance_id).where(*where)))
+                    .order_by(t.instances.c.id)
+                    .with_for_update()
+                ).all()
+            changed = int(c.execute(stmt).rowcount)
+            # The identity map: a task read under lock (any on SQLite, one writer) is current
+            # and gets the same change; another may be stale and is read again when asked for.
+            for task_id, task in list(tx.tasks.items()):
+                if self.pg and ("tasks", task_id) not in tx.locked:
+                    del tx.tasks[task_id]
+                elif task.assignee != to and matches(task, query):
+                    task.assignee = to
+                    task.history.append(copy.deepcopy(dict(entry)))
+            return changed
 
     # ---- timers ----------------------------------------------------------------------------------
 
@@ -1523,7 +1645,8 @@ class SqlStore:
 
     def _add_outbox(self, message: MessageRecord, kind: str) -> None:
         email = message.channel == "email"
-        status = "queued" if email or message.channel == "webhook" else "sent"
+        webhook = message.channel == "webhook"
+        status = "queued" if email or webhook else "sent"
         message.status = status
         with self._txn() as tx:
             seq = self._seq(tx)
@@ -1545,15 +1668,18 @@ class SqlStore:
                     "seq": seq,
                     "kind": kind,
                     "last_error": None,
+                    "task_id": message.task_id,
                 }
             )
-            if email:
+            if email or webhook:
                 tx.jobs.append(
                     {
-                        "id": f"deliver:{message.id}",
+                        # Webhook deliveries have ids of their own: every worker claims them
+                        # (``claim(id_prefixes=...)``), emails only workers with SMTP.
+                        "id": f"{WEBHOOK_JOB_PREFIX if webhook else 'deliver:'}{message.id}",
                         "kind": "deliver",
                         "instance_id": message.instance_id,
-                        "payload": {"outbox": message.id},
+                        "payload": {"outbox": message.id, "channel": message.channel},
                         "due_at": message.created_at,
                         "seq": seq,
                         "status": "ready",
@@ -1585,6 +1711,8 @@ class SqlStore:
                 body=r.body,
                 created_at=r.created_at.astimezone(self.tz),
                 status=r.status,
+                task_id=r.task_id,
+                read_at=None if r.read_at is None else r.read_at.astimezone(self.tz),
             )
             for r in rows
         ]
@@ -1595,11 +1723,140 @@ class SqlStore:
     def messages(self, since: int = 0) -> list[MessageRecord]:
         return self._outbox("message", since)
 
+    def deliveries(
+        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+    ) -> list[DeliveryRecord]:
+        o, j = t.outbox, t.jobs
+        # A queued email's retries so far are counted on its deliver job.
+        job = j.c.id == literal("deliver:") + o.c.id
+        stmt = select(o, j.c.attempts.label("job_attempts"), j.c.last_error.label("job_error"))
+        stmt = stmt.select_from(o.outerjoin(j, job)).where(o.c.kind == "message")
+        if status is not None:
+            stmt = stmt.where(o.c.status == status)
+        stmt = stmt.order_by(o.c.seq.desc()).offset(offset).limit(limit)
+        with self._query() as c:
+            rows = c.execute(stmt).all()
+        return [
+            DeliveryRecord(
+                id=r.id,
+                instance_id=r.instance_id,
+                process=r.process,
+                block=r.block,
+                channel=r.channel,
+                to=r.to,
+                recipient=r.recipient,
+                subject=r.subject,
+                status=r.status,
+                attempts=int(r.attempts if r.job_attempts is None else r.job_attempts),
+                last_error=r.job_error or r.last_error,
+                created_at=r.created_at.astimezone(self.tz),
+                sent_at=None if r.sent_at is None else r.sent_at.astimezone(self.tz),
+            )
+            for r in rows
+        ]
+
+    def mark_bounced(self, message_id: str, reason: str) -> bool:
+        o = t.outbox
+        with self._query() as c:
+            done = c.execute(
+                update(o)
+                .where(o.c.id == message_id, o.c.kind == "message", o.c.channel == "email")
+                .values(status="bounced", last_error=reason[:2000])
+            )
+        return bool(done.rowcount)
+
+    def add_sink_mail(self, mail: SinkMail) -> bool:
+        values = {
+            "outbox_id": mail.outbox_id,
+            "message_id": mail.message_id,
+            "to": mail.to,
+            "subject": mail.subject,
+            "raw": mail.raw,
+            "stored_at": mail.stored_at,
+        }
+        stmt = self._insert(t.sink_mails).values(**values).on_conflict_do_nothing()
+        with self._query() as c:  # rowcount is -1 here on psycopg: ask for the new id instead
+            return c.execute(stmt.returning(t.sink_mails.c.id)).first() is not None
+
+    def _sink_mail(self, r: Row[Any]) -> SinkMail:
+        return SinkMail(
+            id=int(r.id),
+            outbox_id=r.outbox_id,
+            message_id=r.message_id,
+            to=r.to,
+            subject=r.subject,
+            raw=r.raw,
+            stored_at=r.stored_at.astimezone(self.tz),
+        )
+
+    def sink_mails(self, *, offset: int = 0, limit: int = 50) -> list[SinkMail]:
+        s = t.sink_mails
+        with self._query() as c:
+            rows = c.execute(select(s).order_by(s.c.id.desc()).offset(offset).limit(limit)).all()
+        return [self._sink_mail(r) for r in rows]
+
+    def sink_mail(self, mail_id: int) -> SinkMail | None:
+        s = t.sink_mails
+        with self._query() as c:
+            row = c.execute(select(s).where(s.c.id == mail_id)).first()
+        return None if row is None else self._sink_mail(row)
+
     def add_notification(self, message: MessageRecord) -> None:
         self._add_outbox(message, "notification")
 
     def notifications(self, since: int = 0) -> list[MessageRecord]:
         return self._outbox("notification", since)
+
+    # ---- in-app messages (services/notify.py) --------------------------------------------------
+
+    def _inapp_where(
+        self, recipient: str, unread_only: bool, ids: Collection[str] | None
+    ) -> list[ColumnElement[bool]]:
+        o = t.outbox.c
+        where = [o.recipient == recipient, or_(o.channel == "inapp", o.kind == "notification")]
+        if unread_only:
+            where.append(o.read_at.is_(None))
+        if ids is not None:
+            where.append(o.id.in_(list(ids)))
+        return where
+
+    def inapp_messages(
+        self,
+        recipient: str,
+        *,
+        unread_only: bool = False,
+        ids: Collection[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[MessageRecord], int]:
+        where = self._inapp_where(recipient, unread_only, ids)
+        with self._query() as c:
+            count = select(func.count()).select_from(t.outbox).where(*where)
+            total = int(c.execute(count).scalar_one())
+            page = (
+                select(t.outbox.c.id)
+                .where(*where)
+                .order_by(t.outbox.c.seq.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+            found = list(c.execute(page).scalars())
+        rows = {m.id: m for m in self._outbox_rows(t.outbox.c.id.in_(found))} if found else {}
+        return [rows[i] for i in found], total
+
+    def inapp_unread(self, recipient: str) -> int:
+        where = self._inapp_where(recipient, True, None)
+        with self._query() as c:
+            count = select(func.count()).select_from(t.outbox).where(*where)
+            return int(c.execute(count).scalar_one())
+
+    def mark_inapp_read(
+        self, recipient: str, ids: Collection[str] | None, at: datetime
+    ) -> list[str]:
+        where = self._inapp_where(recipient, True, ids)
+        stmt = update(t.outbox).where(*where).values(read_at=at).returning(t.outbox.c.id)
+        with self._query() as c:
+            return sorted(c.execute(stmt).scalars())
 
     def add_incident(self, incident: IncidentRecord) -> None:
         with self._txn() as tx:
@@ -1798,12 +2055,15 @@ class JobQueue:
         lease_s: float,
         limit: int,
         kinds: tuple[str, ...],
+        id_prefixes: tuple[str, ...] = (),
     ) -> list[Job]:
+        """Claim due jobs of ``kinds``, and of any kind whose id starts with one of
+        ``id_prefixes`` (``WEBHOOK_JOB_PREFIX``: webhook deliveries)."""
         j = t.jobs
         claimable = (
             select(j.c.id)
             .where(
-                j.c.kind.in_(kinds),
+                or_(j.c.kind.in_(kinds), *(j.c.id.startswith(p) for p in id_prefixes)),
                 or_(
                     and_(j.c.status == "ready", j.c.due_at <= now),
                     and_(j.c.status == "locked", j.c.locked_until < now),
@@ -1973,21 +2233,26 @@ class JobQueue:
         found = [m for m in self.store._outbox_rows(t.outbox.c.id == outbox_id)]
         return found[0] if found else None
 
-    def mark_sent(self, outbox_id: str, at: datetime) -> None:
+    def mark_sent(self, outbox_id: str, at: datetime, *, attempts: int | None = None) -> None:
+        """The email went out; ``attempts`` (its deliver job's) replaces the count if given."""
+        count = t.outbox.c.attempts + 1 if attempts is None else attempts
         with self.store._use() as c:
             c.execute(
                 update(t.outbox)
                 .where(t.outbox.c.id == outbox_id)
-                .values(status="sent", sent_at=at, attempts=t.outbox.c.attempts + 1)
+                .values(status="sent", sent_at=at, attempts=count)
             )
 
-    def mark_undelivered(self, outbox_id: str, status: str, error: str) -> None:
+    def mark_undelivered(
+        self, outbox_id: str, status: str, error: str, *, attempts: int | None = None
+    ) -> None:
+        count = t.outbox.c.attempts + 1 if attempts is None else attempts
         with self.store._use() as c:
             c.execute(
                 update(t.outbox)
                 .where(t.outbox.c.id == outbox_id)
-                .values(status=status, last_error=error[:2000], attempts=t.outbox.c.attempts + 1)
+                .values(status=status, last_error=error[:2000], attempts=count)
             )
 
 
-__all__ = ["JobQueue", "SqlStore"]
+__all__ = ["WEBHOOK_JOB_PREFIX", "JobQueue", "SqlStore"]

@@ -223,7 +223,10 @@ outbox = Table(
     Column("seq", BigInteger, nullable=False),
     _status("kind", nullable=False),
     Column("last_error", Text),
+    _id("task_id"),  # the task a reply to this email comments on (``reply_to_task``)
+    _at("read_at", nullable=True),  # read in the app (in-app messages, notifications)
     Index(None, "kind", "seq"),
+    Index(None, "recipient", "seq"),
 )
 
 history = Table(
@@ -274,6 +277,51 @@ account_settings = Table(
     metadata,
     _name("key", primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# Emails the worker stored instead of sending (``FLOWLANE_MAIL=sink``): one per outbox id;
+# ``raw`` is the whole MIME text, read back in the UI.
+sink_mails = Table(
+    "sink_mails",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _id("outbox_id", nullable=False, unique=True),
+    Column("message_id", String(300), nullable=False),
+    Column("to", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    _at("stored_at"),
+)
+
+# Public form submissions, counted per form and address (a keyed hash) for the rate limit.
+form_submissions = Table(
+    "form_submissions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _name("form", nullable=False),
+    Column("address_hash", String(100), nullable=False),
+    _at("at"),
+    _id("object_id"),
+    Index(None, "form", "address_hash", "at"),
+)
+
+# Signed links submitted once (single use): a hash of the token, never the token itself.
+used_links = Table(
+    "used_links",
+    metadata,
+    Column("token_hash", String(100), primary_key=True),
+    _at("used_at"),
+    _id("object_id", nullable=False),
+)
+
+# Inbound messages handled once: ``key`` is ``<kind>:<id>`` (a webhook call's idempotency
+# key, an email's Message-ID); ``result`` is what handling it gave, answered to a duplicate.
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    _at("received_at"),
+    Column("result", Json),
 )
 
 # A process's lifecycle (``active`` / ``stopped``); no row means active, never (re)started.

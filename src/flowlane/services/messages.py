@@ -1,0 +1,103 @@
+"""Messages for the UI and the API: the outbox with its delivery state, and the mail sink.
+
+:func:`outbox` lists what processes sent (newest first) with how its delivery went;
+:func:`sink_mails` / :func:`sink_mail` read the emails a worker in mail sink mode
+(``FLOWLANE_MAIL=sink``) stored instead of sending them.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from flowlane.core.errors import NotFound, Refused
+from flowlane.services.account import Account
+from flowlane.store.records import DeliveryRecord, SinkMail
+
+__all__ = [
+    "DELIVERY_STATUSES",
+    "MAX_PAGE_SIZE",
+    "SinkMailView",
+    "outbox",
+    "sink_mail",
+    "sink_mails",
+]
+
+DELIVERY_STATUSES = ("queued", "sent", "failed", "bounced")
+"""``queued``: not handed over yet (retries under way); ``sent``; ``failed``: refused for good
+or out of retries; ``bounced``: a bounce came back after it was sent."""
+
+MAX_PAGE_SIZE = 200
+
+
+def _page(page: int, size: int) -> tuple[int, int]:
+    if page < 1:
+        raise Refused(f"page must be 1 or more, not {page}", parameter="page")
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise Refused(f"size must be between 1 and {MAX_PAGE_SIZE}, not {size}", parameter="size")
+    return (page - 1) * size, size
+
+
+def outbox(
+    account: Account, *, status: str | None = None, page: int = 1, size: int = 50
+) -> list[DeliveryRecord]:
+    """Messages processes sent, newest first, with ``status``, ``attempts``, ``last_error``
+    and ``sent_at``; only those with ``status`` (one of :data:`DELIVERY_STATUSES`) if given."""
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise Refused(
+            f"status must be one of {', '.join(DELIVERY_STATUSES)}, not {status!r}",
+            parameter="status",
+        )
+    offset, limit = _page(page, size)
+    return account.store.deliveries(status=status, offset=offset, limit=limit)
+
+
+def sink_mails(account: Account, *, page: int = 1, size: int = 50) -> list[SinkMail]:
+    """The emails the mail sink stored, newest first (``raw`` is the whole MIME text)."""
+    offset, limit = _page(page, size)
+    return account.store.sink_mails(offset=offset, limit=limit)
+
+
+@dataclass(frozen=True)
+class SinkMailView:
+    """One stored email, parsed for reading: ``html`` is None for a plain-text email."""
+
+    id: int
+    outbox_id: str
+    message_id: str
+    stored_at: datetime
+    from_: str
+    to: str
+    subject: str
+    text: str
+    html: str | None
+
+
+def _part(msg: EmailMessage, subtype: str) -> str | None:
+    part = msg.get_body(preferencelist=(subtype,))
+    if part is None or part.get_content_subtype() != subtype:
+        return None
+    return str(part.get_content())
+
+
+def sink_mail(account: Account, mail_id: int) -> SinkMailView:
+    """The stored email ``mail_id``, parsed: from, to, subject, text and HTML bodies."""
+    mail = account.store.sink_mail(mail_id)
+    if mail is None:
+        raise NotFound(f"no stored email {mail_id}", mail=mail_id)
+    msg = email.message_from_string(mail.raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    return SinkMailView(
+        id=mail.id,
+        outbox_id=mail.outbox_id,
+        message_id=mail.message_id,
+        stored_at=mail.stored_at,
+        from_=str(msg["From"] or ""),
+        to=str(msg["To"] or ""),
+        subject=str(msg["Subject"] or ""),
+        text=_part(msg, "plain") or "",
+        html=_part(msg, "html"),
+    )

@@ -1,0 +1,95 @@
+"""The store contract for public forms and signed links: ``add_form_submission``,
+``count_form_submissions``, ``use_link``, ``link_used``.
+
+Runs on :class:`~flowlane.store.memory.MemoryStore` (the reference) and on SQLite and
+PostgreSQL, like ``test_contract.py``; looks only at what the protocol returns.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from flowlane.model.recipe import Recipe, load_recipe
+from flowlane.store.base import Store
+from flowlane.store.memory import MemoryStore
+from flowlane.store.sql import open_store
+
+TZ = ZoneInfo("Europe/Moscow")
+AT = datetime(2024, 5, 1, 10, 0, tzinfo=TZ)
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "order-processing"
+
+
+class Boom(Exception):
+    """Raised inside a transaction to make it roll back."""
+
+
+@pytest.fixture(scope="module")
+def recipe() -> Recipe:
+    return load_recipe(RECIPE)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, recipe: Recipe, tmp_path: Path) -> Iterator[Store]:
+    assert recipe.schema is not None
+    schema = copy.deepcopy(recipe.schema)
+    opened: Store
+    if request.param == "memory":
+        opened = MemoryStore(schema, tz=TZ)
+    elif request.param == "sqlite":
+        opened = open_store(f"sqlite:///{tmp_path}/x.db", schema, tz=TZ, reset=True)
+    else:
+        opened = open_store(request.getfixturevalue("pg_database"), schema, tz=TZ, reset=True)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_form_submissions_are_counted_per_form_address_and_time(store: Store) -> None:
+    with store.transaction():
+        store.add_form_submission("signup", "h1", AT, "user-1")
+        store.add_form_submission("signup", "h1", AT + timedelta(minutes=5), None)
+        store.add_form_submission("signup", "h2", AT + timedelta(minutes=5), "user-2")
+        store.add_form_submission("other", "h1", AT + timedelta(minutes=5), None)
+    assert store.count_form_submissions("signup", "h1", AT) == 2
+    assert store.count_form_submissions("signup", "h1", AT + timedelta(minutes=1)) == 1
+    assert store.count_form_submissions("signup", "h1", AT + timedelta(minutes=6)) == 0
+    assert store.count_form_submissions("signup", "h2", AT) == 1
+    assert store.count_form_submissions("other", "h1", AT) == 1
+    assert store.count_form_submissions("nothing", "h1", AT) == 0
+
+
+def test_a_rolled_back_submission_is_not_counted(store: Store) -> None:
+    with pytest.raises(Boom), store.transaction():
+        store.add_form_submission("signup", "h1", AT, None)
+        assert store.count_form_submissions("signup", "h1", AT) == 1  # seen inside
+        raise Boom
+    assert store.count_form_submissions("signup", "h1", AT) == 0
+
+
+def test_a_link_is_used_once(store: Store) -> None:
+    assert store.link_used("t1") is False
+    with store.transaction():
+        assert store.use_link("t1", "review-1", AT) is True
+        assert store.link_used("t1") is True
+    with store.transaction():
+        assert store.use_link("t1", "review-1", AT + timedelta(hours=1)) is False
+        assert store.use_link("t2", "review-1", AT) is True
+    assert store.link_used("t1") is True
+    assert store.link_used("t2") is True
+    assert store.link_used("t3") is False
+
+
+def test_a_rolled_back_use_leaves_the_link_unused(store: Store) -> None:
+    with pytest.raises(Boom), store.transaction():
+        assert store.use_link("t1", "review-1", AT) is True
+        raise Boom
+    assert store.link_used("t1") is False
+    with store.transaction():
+        assert store.use_link("t1", "review-1", AT) is True

@@ -1,0 +1,99 @@
+"""The store contract for inbound bookkeeping: ``claim_inbound`` / ``finish_inbound`` (each
+inbound message handled once) and the outbox's ``task_id`` (the task a reply comments on).
+
+Runs on :class:`~flowlane.store.memory.MemoryStore` (the reference) and on SQLite and
+PostgreSQL, like ``test_contract.py``; looks only at what the protocol returns.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from flowlane.model.recipe import Recipe, load_recipe
+from flowlane.store.base import Store
+from flowlane.store.memory import MemoryStore
+from flowlane.store.records import MessageRecord
+from flowlane.store.sql import open_store
+
+TZ = ZoneInfo("Europe/Moscow")
+AT = datetime(2024, 5, 1, 10, 0, tzinfo=TZ)
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "order-processing"
+
+
+class Boom(Exception):
+    """Raised inside a transaction to make it roll back."""
+
+
+@pytest.fixture(scope="module")
+def recipe() -> Recipe:
+    return load_recipe(RECIPE)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, recipe: Recipe, tmp_path: Path) -> Iterator[Store]:
+    assert recipe.schema is not None
+    schema = copy.deepcopy(recipe.schema)
+    opened: Store
+    if request.param == "memory":
+        opened = MemoryStore(schema, tz=TZ)
+    elif request.param == "sqlite":
+        opened = open_store(f"sqlite:///{tmp_path}/x.db", schema, tz=TZ, reset=True)
+    else:
+        url = request.getfixturevalue("pg_database")
+        opened = open_store(url, schema, tz=TZ, reset=True)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_an_inbound_message_is_claimed_once_and_answers_its_result(store: Store) -> None:
+    with store.transaction():
+        assert store.claim_inbound("email:<a@x>", AT) is None
+        store.finish_inbound("email:<a@x>", {"kind": "event", "started": ["i1"]})
+    with store.transaction():
+        assert store.claim_inbound("email:<a@x>", AT) == {"kind": "event", "started": ["i1"]}
+        assert store.claim_inbound("webhook:purchase/1", AT) is None
+    with store.transaction():
+        # claimed, never finished: a duplicate with an empty result
+        assert store.claim_inbound("webhook:purchase/1", AT) == {}
+
+
+def test_a_rolled_back_claim_is_forgotten(store: Store) -> None:
+    with pytest.raises(Boom), store.transaction():
+        assert store.claim_inbound("email:<b@x>", AT) is None
+        store.finish_inbound("email:<b@x>", {"kind": "reply"})
+        raise Boom
+    with store.transaction():
+        assert store.claim_inbound("email:<b@x>", AT) is None
+
+
+def test_the_outbox_keeps_the_task_a_reply_goes_to(store: Store) -> None:
+    def message(mid: str, task_id: str | None) -> MessageRecord:
+        return MessageRecord(
+            id=mid,
+            instance_id="i1",
+            process="p",
+            block="notify",
+            channel="email",
+            to="anna@example.com",
+            recipient="anna",
+            subject="s",
+            body="b",
+            created_at=AT,
+            task_id=task_id,
+        )
+
+    with store.transaction():
+        store.add_message(message("i1.m1", "i1.t1"))
+        store.add_message(message("i1.m2", None))
+    assert [(m.id, m.task_id) for m in store.messages()] == [
+        ("i1.m1", "i1.t1"),
+        ("i1.m2", None),
+    ]
