@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck imports pytest bench clean
+.PHONY: run test lint typecheck imports pytest bench clean dovecot
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,7 +25,13 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+# The IMAP server tests/durable/test_imap_in.py starts (Debian's dovecot; the tests run it
+# on free loopback ports in a folder of their own).
+dovecot:
+	@command -v dovecot >/dev/null 2>&1 || { apt-get update -q && \
+		apt-get install -y -q --no-install-recommends dovecot-imapd openssl; }
+
+pytest: $(STAMP) dovecot
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term:skip-covered
 
 test: lint typecheck imports pytest

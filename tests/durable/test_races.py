@@ -3,8 +3,9 @@ now serialized. Most need PostgreSQL's row locks; SQLite has one writer at a tim
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -89,6 +90,11 @@ blocks:
   two: {type: message, to: "=object.id", subject: "Two", body: "2", next: done}
   done: {type: end, outcome: positive}
 """
+
+
+def unsigned(counts: Mapping[str, int]) -> dict[str, int]:
+    """Message-ID counts with the Message-IDs' signatures taken out: ``<i1.m2@flowlane>``."""
+    return {re.sub(r"\.[A-Za-z0-9_-]{16}@", "@", mid): n for mid, n in counts.items()}
 
 
 def _recipe(root: Path, processes: dict[str, str]) -> Recipe:
@@ -308,7 +314,7 @@ def test_a_worker_whose_lease_ran_out_does_not_send_the_rest(tmp_path: Path) -> 
         first.close()
         late.close()
     store.close()
-    assert counts == {"<i1.m2@flowlane>": 2, "<i1.m3@flowlane>": 1}
+    assert unsigned(counts) == {"<i1.m2@flowlane>": 2, "<i1.m3@flowlane>": 1}
 
 
 # ---- found by the second review: lock order, periodic chains ---------------------------------

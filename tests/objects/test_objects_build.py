@@ -100,6 +100,7 @@ def test_builtin_fields_match_formats() -> None:
             "phone": "phone",
             "role": "enum",
             "groups": "list",
+            "permissions": "list",
             "personal_manager": "link",
             "birthday": "date",
             "password": "password",

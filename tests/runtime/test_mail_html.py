@@ -11,8 +11,15 @@ from email.message import EmailMessage
 from tests.smtp_sink import SmtpSink
 
 from flowlane.model.render import render
-from flowlane.runtime.mail import SmtpSender, SmtpSettings, build_email, outbox_id_of
+from flowlane.runtime.mail import (
+    SmtpSender,
+    SmtpSettings,
+    build_email,
+    message_id,
+    outbox_id_of,
+)
 
+SECRET = b"s" * 32
 SETTINGS = SmtpSettings(sender="robot@school.example", timeout_s=5.0)
 BODY = "Hello **{{ object.name }}**,\n\n| day | topic |\n|---|---|\n| 1 | Jinja |\n"
 
@@ -58,7 +65,12 @@ def test_a_name_put_in_by_jinja_arrives_escaped_in_the_html_part() -> None:
         with SmtpSender(settings) as sender:
             sender.send(
                 build_email(
-                    settings, outbox_id="i1.m2", to="anna@example.com", subject="Hi", body=body
+                    settings,
+                    outbox_id="i1.m2",
+                    to="anna@example.com",
+                    subject="Hi",
+                    body=body,
+                    secret=SECRET,
                 )
             )
         assert sink.wait_for(1, timeout=2)
@@ -68,13 +80,22 @@ def test_a_name_put_in_by_jinja_arrives_escaped_in_the_html_part() -> None:
     assert "<script>alert(1)</script>" in text  # plain text shows it as written
     assert "<script>" not in html
     assert "<strong>&lt;script&gt;alert(1)&lt;/script&gt;</strong>" in html
-    assert outbox_id_of(str(got["Message-ID"])) == "i1.m2"
+    assert outbox_id_of(str(got["Message-ID"]), SECRET) == "i1.m2"
 
 
-def test_outbox_id_of_reverses_plain_message_ids_only() -> None:
-    assert outbox_id_of("<i1.m6@flowlane>") == "i1.m6"
-    assert outbox_id_of(" <i12.m345@flowlane> ") == "i12.m345"
-    assert outbox_id_of("<i1-m6.0a1b2c3d@flowlane>") == "i1-m6.0a1b2c3d"
-    assert outbox_id_of("<abc@mail.example.org>") is None  # another domain: not ours
-    assert outbox_id_of("i1.m6@flowlane") is None
-    assert outbox_id_of("<@flowlane>") is None
+def test_outbox_id_of_takes_correctly_signed_message_ids_only() -> None:
+    signed = message_id("i1.m6", secret=SECRET)
+    assert signed.startswith("<i1.m6.") and signed == message_id("i1.m6", secret=SECRET)
+    assert outbox_id_of(signed, SECRET) == "i1.m6"
+    assert outbox_id_of(f" {signed} ", SECRET) == "i1.m6"
+    assert outbox_id_of(signed, b"t" * 32) is None  # another secret
+    assert outbox_id_of("<i1.m6@flowlane>", SECRET) is None  # unsigned
+    assert outbox_id_of(signed.replace("i1.m6", "i1.m7"), SECRET) is None
+    assert outbox_id_of(signed.replace("flowlane", "mail.example.org"), SECRET) is None
+    assert outbox_id_of(signed.strip("<>"), SECRET) is None
+    assert outbox_id_of("<@flowlane>", SECRET) is None
+    # an id a msg-id cannot hold comes back with its X-Flowlane-Outbox header only
+    odd = message_id("i1 m6", secret=SECRET)
+    assert outbox_id_of(odd, SECRET) is None
+    assert outbox_id_of(odd, SECRET, "i1 m6") == "i1 m6"
+    assert outbox_id_of(signed, SECRET, "i1 m6") is None  # the header must match the signature

@@ -133,3 +133,59 @@ def test_a_grace_period_under_a_minute_is_refused(account: Account) -> None:
     with pytest.raises(Refused, match="older_than: at least 60 seconds"):
         collect_orphans(account, timedelta(seconds=59))
     assert len(_files(account)) == 1
+
+
+def test_a_committed_file_never_promoted_is_promoted_not_deleted(account: Account) -> None:
+    """The process died between the commit and the promote: the task names the key, the
+    bytes are still staged. A clean-up promotes them once they are past the grace period."""
+    task = _task(account)
+    with account.store.transaction():
+        account.attach(task, "hw.pdf", KEPT, by="anna")
+    account.staged_files.clear()  # died before promoting
+    [part] = _files(account)
+    assert part.name.startswith(content_key(KEPT) + ".") and part.suffix == ".part"
+    _age([part], T0)
+    account.runner.now = T0 + HOUR - timedelta(seconds=1)
+    young = collect_orphans(account, HOUR)
+    assert (young.removed, young.rescued, young.young) == ([], [], 1)
+    account.runner.now = T0 + HOUR + timedelta(seconds=1)
+    dry = collect_orphans(account, HOUR, dry_run=True)
+    assert [e.name for e in dry.rescued] == [part.name] and dry.removed == []
+    assert _files(account) == [part]
+    done = collect_orphans(account, HOUR)
+    assert [e.key for e in done.rescued] == [content_key(KEPT)] and done.removed == []
+    [blob] = _files(account)
+    assert blob.name == content_key(KEPT)
+    assert account.attachment_content(task.id, f"{task.id}.a1", by="olga") == KEPT
+
+
+def test_a_promote_racing_the_removal_is_never_lost(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clean-up sets the file aside before it checks its time: a promote just before
+    that is noticed (the file goes back), one just after writes a file it never touches."""
+    files = account.files
+    assert isinstance(files, LocalFileStore)
+    files.promote(files.stage(KEPT))
+    [path] = _files(account)
+    _age([path], T0 - 2 * HOUR)
+    [listed] = files.entries()
+    rename = os.rename
+
+    def promote_then_rename(src: str | Path, dst: str | Path) -> None:
+        files.promote(files.stage(KEPT))  # a request attaching the same bytes committed
+        _age([path], T0)
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", promote_then_rename)
+    assert files.remove(listed, not_after=T0 - HOUR) is False
+    assert _files(account) == [path] and path.read_bytes() == KEPT
+
+    def rename_then_promote(src: str | Path, dst: str | Path) -> None:
+        rename(src, dst)
+        files.promote(files.stage(KEPT))
+
+    _age([path], T0 - 2 * HOUR)
+    monkeypatch.setattr(os, "rename", rename_then_promote)
+    assert files.remove(listed, not_after=T0 - HOUR) is True  # the old file went
+    assert _files(account) == [path] and path.read_bytes() == KEPT  # the new one stays

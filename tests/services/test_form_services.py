@@ -43,16 +43,23 @@ def _store(account: Account) -> MemoryStore:
 
 
 def _snapshot(account: Account) -> dict[str, Any]:
+    """What a refused submission must leave as it was (refused ones are noted: see
+    :func:`_refused`)."""
     store = _store(account)
     return copy.deepcopy(
         {
             "objects": {k: (v.type, v.data) for k, v in store.objects.items()},
-            "submissions": store.form_submissions,
+            "submissions": [s for s in store.form_submissions if s[4]],
             "used": store.used_links,
             "outbox": len(store.outbox),
             "instances": sorted(store.instances),
         }
     )
+
+
+def _refused(account: Account) -> int:
+    """Submissions refused for their values (they count toward the rate limit)."""
+    return sum(1 for s in _store(account).form_submissions if not s[4])
 
 
 # ---- the registration form (S5.4) ------------------------------------------------------------
@@ -135,6 +142,7 @@ def test_bad_input_gives_errors_per_input_and_changes_nothing(
     assert result.errors == errors
     assert result.message == forms.NOT_SAVED
     assert _snapshot(events) == before
+    assert _refused(events) == 1  # noted for the rate limit, nothing else
 
 
 def test_a_filled_honeypot_pretends_success_and_changes_nothing(events: Account) -> None:
@@ -144,6 +152,7 @@ def test_a_filled_honeypot_pretends_success_and_changes_nothing(events: Account)
     )
     assert result.ok and result.object_id is None
     assert _snapshot(events) == before
+    assert _refused(events) == 0
 
 
 def test_the_rate_limit_counts_per_address_and_window(events: Account) -> None:
@@ -158,6 +167,18 @@ def test_the_rate_limit_counts_per_address_and_window(events: Account) -> None:
     assert forms.submit_form(events, "registration", GOOD, address="10.0.0.2").ok
     events.runner.now = NOW + timedelta(minutes=11)
     assert forms.submit_form(events, "registration", GOOD, address="10.0.0.1").ok
+
+
+def test_refused_submissions_count_toward_the_rate_limit(events: Account) -> None:
+    for i in range(5):  # a bot probing object ids through the hidden event input
+        probe = forms.submit_form(
+            events, "registration", {**GOOD, "event": f"guess-{i}"}, address="10.0.0.7"
+        )
+        assert probe.errors == {"event": forms.BAD_HIDDEN}
+    limited = forms.submit_form(events, "registration", GOOD, address="10.0.0.7")
+    assert limited.rate_limited and not limited.ok
+    assert _refused(events) == 5  # posts over the limit are not noted: the count stays at 5
+    assert events.store.objects_of_type("registration") == []
 
 
 def test_an_update_form_is_not_open_without_a_link() -> None:
@@ -219,6 +240,51 @@ def test_opening_then_submitting_moves_the_review(reviews: Account) -> None:
     data = reviews.get_object("r1").data
     assert (data["status"], data["rating"], data["text"]) == ("review_received", 2, "Slow")
     assert len(_store(reviews).used_links) == 1
+
+
+def _reusable(account: Account) -> None:
+    """Make the support review form's links usable more than once."""
+    store = _store(account)
+    form = store.forms["review-support"]
+    link = form.link_settings.model_copy(update={"single_use": False})
+    store.forms["review-support"] = form.model_copy(update={"link": link})
+
+
+def test_reopening_an_answered_reusable_link_keeps_the_review(reviews: Account) -> None:
+    _reusable(reviews)
+    token = _token(reviews)
+    forms.link_view(reviews, token)
+    assert forms.submit_link(reviews, token, {"rating": "3"}, address="1.2.3.4").ok
+    assert reviews.get_object("r1").data["status"] == "review_received"
+    assert forms.link_view(reviews, token).object_id == "r1"  # still opens (not single use)
+    assert reviews.get_object("r1").data["status"] == "review_received"
+    assert forms.submit_link(reviews, token, {"rating": "4"}, address="1.2.3.4").ok
+    data = reviews.get_object("r1").data
+    assert (data["status"], data["rating"]) == ("review_received", 4)
+
+
+def test_an_older_link_opened_after_a_newer_one_was_answered_changes_nothing(
+    reviews: Account,
+) -> None:
+    _reusable(reviews)
+    old = _token(reviews)
+    reviews.runner.now = NOW + timedelta(days=1)
+    newer = encode_token(reviews.links.secret, "r1", "review-support", reviews.now)
+    reviews.runner.now = NOW + timedelta(days=1, hours=1)
+    assert forms.submit_link(reviews, newer, {"rating": "5"}, address="1.2.3.4").ok
+    before = _snapshot(reviews)
+    forms.link_view(reviews, old)
+    assert _snapshot(reviews) == before
+    assert reviews.get_object("r1").data["status"] == "review_received"
+
+
+def test_a_link_issued_after_the_last_answer_applies_on_open_again(reviews: Account) -> None:
+    _reusable(reviews)
+    assert forms.submit_link(reviews, _token(reviews), {"rating": "2"}, address="1.2.3.4").ok
+    reviews.runner.now = NOW + timedelta(days=2)
+    again = encode_token(reviews.links.secret, "r1", "review-support", reviews.now)
+    forms.link_view(reviews, again)
+    assert reviews.get_object("r1").data["status"] == "client_opened_link"
 
 
 def test_a_bad_rating_gives_an_error_and_leaves_the_link_usable(reviews: Account) -> None:

@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from flowlane.core.errors import ValidationError
 from flowlane.model.recipe import Recipe, load_recipe
 from flowlane.model.validate import validate_recipe
+from flowlane.runtime.mail import message_id
 from flowlane.runtime.simulate import Database, build_account
 from flowlane.services.account import Account
 from flowlane.services.inbound import (
@@ -28,12 +30,13 @@ from flowlane.services.inbound import (
     receive_email,
     receive_hook,
     reply_address,
+    reply_target,
     strip_quoted,
-    task_of_reply,
 )
 from flowlane.services.signing import account_secret
 from flowlane.store.files import LocalFileStore
 from flowlane.store.records import TaskRecord
+from flowlane.store.sql.store import JobQueue, SqlStore
 
 COURSE = Path(__file__).resolve().parents[2] / "recipes" / "course"
 TZ = ZoneInfo("Europe/Moscow")
@@ -95,8 +98,11 @@ def reply(
     text: str = "My answer is 42.",
     files: list[tuple[str, bytes, str]] | None = None,
     message_id: str = "<reply-1@example.com>",
+    headers: dict[str, str] | None = None,
 ) -> bytes:
     msg = EmailMessage()
+    for name, value in (headers or {}).items():
+        msg[name] = value
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = "Re: Homework: Loops"
@@ -125,7 +131,7 @@ def start_homework(account: Account) -> tuple[TaskRecord, str]:
     (task,) = account.store.find_tasks(open_only=True, block="homework")
     (email,) = [m for m in account.store.messages() if m.block == "notify"]
     assert email.task_id == task.id and email.to == "anna@example.com"
-    return task, reply_address(account_secret(account.store), task.id, "course.example")
+    return task, reply_address(account_secret(account.store), task.id, "anna", "course.example")
 
 
 def comments(account: Account, task_id: str) -> list[dict[str, Any]]:
@@ -162,7 +168,8 @@ def test_a_purchase_email_with_a_bad_ticket_is_refused_and_changes_nothing(
 ) -> None:
     raw = purchase().replace(b"Ticket: watch-only", b"Ticket: platinum")
     out = receive_email(account, raw, ["orders@course.example"], account_secret(account.store))
-    assert out.code == 550 and "platinum" in out.text
+    assert out.reply == "550 5.7.1 Not accepted"  # the reason goes to the log only
+    assert "platinum" in out.result["reason"]
     assert account.store.find_tasks(block="check") == []
     # not remembered as handled: fixed and sent again with the same Message-ID, it is taken
     fixed = receive_email(account, purchase(), ["x@course.example"], account_secret(account.store))
@@ -217,30 +224,52 @@ def test_the_same_reply_twice_is_one_comment(account: Account) -> None:
     assert len(comments(account, task.id)) == 1
 
 
+def test_a_reply_from_the_recipients_address_in_other_case_is_taken(account: Account) -> None:
+    task, address = start_homework(account)
+    raw = reply(address, sender="ANNA <Anna@Example.COM>")
+    out = receive_email(account, raw, [address], account_secret(account.store))
+    assert out.code == 250 and out.result["by"] == "anna"
+    assert [c["by"] for c in comments(account, task.id)] == ["anna"]
+
+
+FAILED_DKIM = {"Authentication-Results": "mx.course.example; dkim=fail header.d=example.com"}
+
+
 @pytest.mark.parametrize(
-    ("change", "sender", "why"),
+    ("change", "sender", "headers", "why"),
     [
-        ("forged", "Anna <anna@example.com>", "reply address is not valid"),
-        ("other task", "Anna <anna@example.com>", "reply address is not valid"),
-        ("none", "Mallory <mallory@evil.example>", "not a user"),
-        ("none", "Zoe <zoe@example.com>", "zoe may not comment"),
+        ("forged", "Anna <anna@example.com>", {}, "reply address is not valid"),
+        ("other task", "Anna <anna@example.com>", {}, "reply address is not valid"),
+        ("other user", "Anna <anna@example.com>", {}, "reply address is not valid"),
+        ("none", "Mallory <mallory@evil.example>", {}, "not the user anna"),
+        # olga may comment on the task, but the address was made for anna: no impersonation
+        ("none", "Olga <olga@course.example>", {}, "not the user anna"),
+        ("none", "Anna <anna@example.com>", FAILED_DKIM, "dkim failed"),
+        ("zoe's", "Zoe <zoe@example.com>", {}, "zoe may not comment"),
     ],
 )
 def test_a_refused_reply_is_550_and_changes_nothing(
-    account: Account, change: str, sender: str, why: str
+    account: Account, change: str, sender: str, headers: dict[str, str], why: str
 ) -> None:
     task, address = start_homework(account)
+    secret = account_secret(account.store)
     if change == "forged":
         address = address[:-20] + ("A" if address[-20] != "A" else "B") + address[-19:]
     elif change == "other task":
-        secret = account_secret(account.store)
-        signature = reply_address(secret, "i99.t1", "course.example").split(".", 2)[2]
-        address = f"reply+{task.id}.{signature}"
+        signature = reply_address(secret, "i99.t1", "anna", "x").split("@")[0].split(".")[-1]
+        address = f"reply+{task.id}.anna.{signature}@course.example"
+    elif change == "other user":  # anna's signature with olga's id put in
+        address = address.replace(".anna.", ".olga.")
+    elif change == "zoe's":
+        address = reply_address(secret, task.id, "zoe", "course.example")
     before = account.store.get_task(task.id)
     notified = len(account.store.notifications())
-    raw = reply(address, sender=sender, files=[("answer.pdf", PDF, "application/pdf")])
-    out = receive_email(account, raw, [address], account_secret(account.store))
-    assert out.code == 550 and why in out.text
+    raw = reply(
+        address, sender=sender, files=[("answer.pdf", PDF, "application/pdf")], headers=headers
+    )
+    out = receive_email(account, raw, [address], secret)
+    assert out.reply == "550 5.7.1 Not accepted"  # the same text whatever the reason
+    assert why in out.result["reason"]
     assert account.store.get_task(task.id) == before
     assert len(account.store.notifications()) == notified
 
@@ -249,15 +278,19 @@ def test_a_reply_with_a_forbidden_file_is_refused(account: Account) -> None:
     task, address = start_homework(account)
     raw = reply(address, files=[("run.exe", b"MZ...", "application/octet-stream")])
     out = receive_email(account, raw, [address], account_secret(account.store))
-    assert out.code == 550 and ".exe" in out.text
+    assert out.code == 550 and ".exe" in out.result["reason"]
     assert comments(account, task.id) == []
 
 
 # ---- bounces ---------------------------------------------------------------------------------
 
 
-def delivery_report(outbox_id: str, action: str = "failed") -> bytes:
-    """A delivery status notification (RFC 3464) as a mail server writes one."""
+def delivery_report(
+    outbox_id: str, action: str = "failed", *, message_id: str, outbox_header: bool = False
+) -> bytes:
+    """A delivery status notification (RFC 3464) as a mail server writes one, quoting the
+    original email's Message-ID ``message_id`` (and its ``X-Flowlane-Outbox`` header)."""
+    quoted = f"X-Flowlane-Outbox: {outbox_id}\n" if outbox_header else ""
     return (
         "From: MAILER-DAEMON@mx.example\n"
         "To: course@course.example\n"
@@ -285,23 +318,83 @@ def delivery_report(outbox_id: str, action: str = "failed") -> bytes:
         "From: course@course.example\n"
         "To: anna@example.com\n"
         "Subject: Homework: Loops\n"
-        f"Message-ID: <{outbox_id}@flowlane>\n"
+        f"Message-ID: {message_id}\n"
+        f"{quoted}"
         "--B--\n"
     ).encode()
 
 
-def test_a_delivery_report_marks_our_email_bounced(account: Account) -> None:
+def homework_email(account: Account, *, sent: bool) -> str:
+    """Start homework; the outbox id of its email, marked sent (as the worker does) if
+    ``sent`` (the SQL stores queue emails; the memory store has them sent at once)."""
     start_homework(account)
     (email,) = [m for m in account.store.messages() if m.block == "notify"]
+    if sent and isinstance(account.store, SqlStore):
+        with account.store.transaction():
+            JobQueue(account.store).mark_sent(email.id, T0)
+    return email.id
+
+
+def status_of(account: Account, outbox_id: str) -> str:
+    (state,) = [d for d in account.store.deliveries() if d.id == outbox_id]
+    return state.status
+
+
+def test_a_delivery_report_marks_our_sent_email_bounced(account: Account) -> None:
+    outbox_id = homework_email(account, sent=True)
     secret = account_secret(account.store)
-    delayed = receive_email(account, delivery_report(email.id, "delayed"), ["c@x"], secret)
-    assert delayed.result["kind"] == "ignored"
-    out = receive_email(account, delivery_report(email.id), ["course@course.example"], secret)
+    mid = message_id(outbox_id, secret=secret)
+    delayed = delivery_report(outbox_id, "delayed", message_id=mid)
+    assert receive_email(account, delayed, ["c@x"], secret).result["kind"] == "ignored"
+    assert status_of(account, outbox_id) == "sent"
+    report = delivery_report(outbox_id, message_id=mid, outbox_header=True)
+    out = receive_email(account, report, ["course@course.example"], secret)
     assert out.code == 250
-    assert out.result["kind"] == "bounce" and out.result["messages"] == [email.id]
+    assert out.result["kind"] == "bounce" and out.result["messages"] == [outbox_id]
     assert "no such user" in out.result["reason"]
-    (state,) = [d for d in account.store.deliveries() if d.id == email.id]
-    assert state.status == "bounced"
+    assert status_of(account, outbox_id) == "bounced"
+
+
+@pytest.mark.parametrize(
+    ("forgery", "outbox_header"),
+    [
+        ("unsigned", True),  # the header alone, with the old unsigned Message-ID
+        ("unsigned", False),
+        ("no message-id", True),
+        ("other id's signature", True),
+        ("other secret", False),
+    ],
+)
+def test_a_forged_delivery_report_changes_nothing(
+    account: Account, forgery: str, outbox_header: bool
+) -> None:
+    outbox_id = homework_email(account, sent=True)
+    secret = account_secret(account.store)
+    mid = {
+        "unsigned": f"<{outbox_id}@flowlane>",
+        "no message-id": "",
+        "other id's signature": message_id("i99.m1", secret=secret),
+        "other secret": message_id(outbox_id, secret=b"x" * 32),
+    }[forgery]
+    report = delivery_report(outbox_id, message_id=mid, outbox_header=outbox_header)
+    out = receive_email(account, report, ["course@course.example"], secret)
+    assert out.code == 250 and out.result["kind"] == "ignored"
+    assert status_of(account, outbox_id) == "sent"
+
+
+@pytest.mark.parametrize("account", ["sqlite", "postgresql"], indirect=True)
+def test_a_delivery_report_for_a_queued_email_changes_nothing(account: Account) -> None:
+    outbox_id = homework_email(account, sent=False)
+    assert status_of(account, outbox_id) == "queued"
+    secret = account_secret(account.store)
+    report = delivery_report(outbox_id, message_id=message_id(outbox_id, secret=secret))
+    out = receive_email(account, report, ["course@course.example"], secret)
+    assert out.code == 250 and out.result == {
+        "kind": "bounce",
+        "messages": [],
+        "reason": "smtp; 550 5.1.1 no such user",
+    }
+    assert status_of(account, outbox_id) == "queued"  # the worker still sends it
 
 
 # ---- webhooks --------------------------------------------------------------------------------
@@ -319,16 +412,24 @@ def test_a_hook_with_an_idempotency_key_fires_once(account: Account) -> None:
 # ---- the pieces ------------------------------------------------------------------------------
 
 
-def test_reply_addresses_are_signed_per_task() -> None:
-    address = reply_address(SECRET, "i7.t2", "course.example")
+def test_reply_addresses_are_signed_per_task_and_user() -> None:
+    address = reply_address(SECRET, "i7.t2", "user-3", "course.example")
     local = address.split("@")[0]
-    assert local.startswith("reply+i7.t2.") and address.endswith("@course.example")
-    assert task_of_reply(SECRET, address) == "i7.t2"
-    assert task_of_reply(SECRET, f"<{address.replace('course', 'COURSE')}>") == "i7.t2"
-    assert task_of_reply(b"t" * 32, address) is None
-    assert task_of_reply(SECRET, address.replace("i7.t2", "i7.t3")) is None
-    assert task_of_reply(SECRET, "anna@example.com") is None
-    assert task_of_reply(SECRET, "reply+@x") is None
+    assert local.startswith("reply+i7.t2.user-3.") and address.endswith("@course.example")
+    assert len(local) <= 64  # RFC 5321
+    assert reply_target(SECRET, address) == ("i7.t2", "user-3")
+    assert reply_target(SECRET, f"<{address.replace('course', 'COURSE')}>") == ("i7.t2", "user-3")
+    dotted = reply_address(SECRET, "i7.t2", "a.b", "x.example")
+    assert reply_target(SECRET, dotted) == ("i7.t2", "a.b")
+    assert reply_target(b"t" * 32, address) is None
+    assert reply_target(SECRET, address.replace("i7.t2", "i7.t3")) is None
+    assert reply_target(SECRET, address.replace("user-3", "user-4")) is None
+    assert reply_target(SECRET, "anna@example.com") is None
+    assert reply_target(SECRET, "reply+@x") is None
+    with pytest.raises(ValidationError, match="cannot be part of a reply address"):
+        reply_address(SECRET, "i7.t2", "anna smith", "x.example")
+    with pytest.raises(ValidationError, match="longer than 64"):
+        reply_address(SECRET, "i7.t2", "u" * 40, "x.example")
     assert hook_token_ok(SECRET, "purchase", hook_token(SECRET, "purchase"))
     assert not hook_token_ok(SECRET, "refund", hook_token(SECRET, "purchase"))
     assert not hook_token_ok(SECRET, "purchase", "")

@@ -1,5 +1,6 @@
 """The store contract for public forms and signed links: ``add_form_submission``,
-``count_form_submissions``, ``use_link``, ``link_used``.
+``count_form_submissions``, ``last_form_submission``, ``lock_key``, ``use_link``,
+``link_used``.
 
 Runs on :class:`~flowlane.store.memory.MemoryStore` (the reference) and on SQLite and
 PostgreSQL, like ``test_contract.py``; looks only at what the protocol returns.
@@ -63,6 +64,29 @@ def test_form_submissions_are_counted_per_form_address_and_time(store: Store) ->
     assert store.count_form_submissions("signup", "h2", AT) == 1
     assert store.count_form_submissions("other", "h1", AT) == 1
     assert store.count_form_submissions("nothing", "h1", AT) == 0
+
+
+def test_refused_submissions_count_but_change_no_object(store: Store) -> None:
+    with store.transaction():
+        store.add_form_submission("signup", "h1", AT, None, accepted=False)
+        store.add_form_submission("review", "h1", AT, "r1")
+        store.add_form_submission("review", "h1", AT + timedelta(hours=1), "r1", accepted=False)
+        store.add_form_submission("review", "h2", AT + timedelta(minutes=5), "r1")
+    assert store.count_form_submissions("signup", "h1", AT) == 1
+    assert store.count_form_submissions("review", "h1", AT) == 2
+    last = store.last_form_submission("r1")
+    assert last is not None and last == AT + timedelta(minutes=5)  # the refused one: no
+    assert store.last_form_submission("r2") is None
+
+
+def test_a_key_lock_lasts_for_the_transaction(store: Store) -> None:
+    with store.transaction():
+        store.lock_key("form:signup:h1")
+        store.lock_key("form:signup:h1")  # again in the same transaction: no wait
+        store.add_form_submission("signup", "h1", AT, None)
+    with store.transaction():  # released at commit
+        store.lock_key("form:signup:h1")
+    assert store.count_form_submissions("signup", "h1", AT) == 1
 
 
 def test_a_rolled_back_submission_is_not_counted(store: Store) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from flowlane.model.recipe import Recipe, load_recipe
 from flowlane.store.base import Store
 from flowlane.store.memory import MemoryStore
 from flowlane.store.records import MessageRecord, SinkMail
-from flowlane.store.sql import open_store
+from flowlane.store.sql import JobQueue, SqlStore, open_store
 
 TZ = ZoneInfo("Europe/Moscow")
 AT = datetime(2024, 5, 1, 10, 0, tzinfo=TZ)
@@ -52,6 +53,14 @@ def store(request: pytest.FixtureRequest, recipe: Recipe, tmp_path: Path) -> Ite
         yield opened
     finally:
         opened.close()
+
+
+def _sent(store: Store, *ids: str) -> None:
+    """Mark emails sent as the worker does (the memory store has them sent already)."""
+    if isinstance(store, SqlStore):
+        with store.transaction():
+            for outbox_id in ids:
+                JobQueue(store).mark_sent(outbox_id, AT)
 
 
 def _message(message_id: str, channel: str = "email", minutes: int = 0) -> MessageRecord:
@@ -109,6 +118,7 @@ def test_mark_bounced_records_the_reason_on_the_email(store: Store) -> None:
     with store.transaction():
         store.add_message(_message("i1.m1"))
         store.add_message(_message("i1.m2", "inapp"))
+    _sent(store, "i1.m1")
     with store.transaction():
         assert store.mark_bounced("i1.m1", "550 5.1.1 mailbox unavailable")
         assert not store.mark_bounced("i1.m2", "an in-app message cannot bounce")
@@ -121,9 +131,18 @@ def test_mark_bounced_records_the_reason_on_the_email(store: Store) -> None:
     assert [d.last_error for d in store.deliveries(status="bounced")] == ["554 spam"]
 
 
+def test_a_queued_email_cannot_bounce(store: Store) -> None:
+    with store.transaction():
+        store.add_message(replace(_message("i1.m1"), status="queued"))
+    with store.transaction():
+        assert not store.mark_bounced("i1.m1", "550 a forged report")
+    assert [(d.status, d.last_error) for d in store.deliveries()] == [("queued", None)]
+
+
 def test_a_bounce_rolled_back_changes_nothing(store: Store) -> None:
     with store.transaction():
         store.add_message(_message("i1.m1"))
+    _sent(store, "i1.m1")
     with pytest.raises(Boom), store.transaction():
         assert store.mark_bounced("i1.m1", "550")
         raise Boom

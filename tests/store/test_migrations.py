@@ -22,7 +22,7 @@ from flowlane.store.sql.engine import display_url, make_engine, normalize_url
 from flowlane.store.sql.migrate import DatabaseError, current, upgrade
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-HEAD = "0005"
+HEAD = "0006"
 EXPECTED_TABLES = {
     "matched",
     "sequences",
@@ -49,6 +49,9 @@ EXPECTED_TABLES = {
     "used_links",
     "sink_mails",
     "inbound_messages",
+    "auth_sessions",
+    "api_tokens",
+    "login_failures",
 }
 
 

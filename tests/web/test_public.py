@@ -26,6 +26,7 @@ with warnings.catch_warnings():
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "https://forms.example"
 LINK = re.compile(re.escape(PUBLIC_URL) + r"(/l/\S+)")
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
 def _open(root: Path, tmp_path: Path) -> SqlStore:
@@ -151,9 +152,14 @@ def test_the_registration_form_takes_the_event_from_the_query(
     assert missing.status_code == 422
     assert "Please give your consent" in missing.text
     assert 'value="zoe@example.com"' in missing.text  # the entered values come back
+    # the hidden event came with the post, not the query: it is shown again as posted
+    assert '<input type="hidden" name="event" value="meetup">' in missing.text
     assert events.objects_of_type("registration") == []
 
-    sent = client.post("/forms/registration", data={**data, "consent": "yes"})
+    # the visitor corrects the page: what its inputs hold now is sent again
+    again = dict(HIDDEN.findall(missing.text))
+    assert again == {"event": "meetup"}
+    sent = client.post("/forms/registration", data={**again, **data, "consent": "yes"})
     assert sent.status_code == 200
     assert "You are registered" in sent.text
     (reg,) = events.objects_of_type("registration")
@@ -169,6 +175,10 @@ def test_a_forged_event_id_is_refused(events: SqlStore, tmp_path: Path) -> None:
     assert response.status_code == 422
     assert "not valid" in response.text
     assert events.objects_of_type("registration") == []
+    long = client.post("/forms/registration", data={**data, "event": "x" * 30_000})
+    assert long.status_code == 422
+    (shown,) = HIDDEN.findall(long.text)
+    assert shown == ("event", "x" * 20_000)  # shown again, cut to the longest value
 
 
 def test_honeypot_rate_limit_and_size(events: SqlStore, tmp_path: Path) -> None:

@@ -61,6 +61,9 @@ def gc_command(
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"
+    for entry in done.rescued:
+        rescue = "would promote" if dry_run else "promoted"
+        typer.echo(f"{rescue} committed {entry.name} (a task names it; it was still staged)")
     for entry in done.removed:
         kind = "staged" if entry.staged else "orphan"
         typer.echo(f"{verb} {kind} {entry.name} ({entry.size} bytes)")

@@ -55,6 +55,10 @@ def _wire() -> None:
     app.command("serve", help="Serve forms, signed links and hooks with a worker.")(serve_command)
 
     app.add_typer(webhooks_app, name="webhooks", help="Outgoing webhooks: the signing secret.")
+    from flowlane.cli.tokens import token_app, user_app
+
+    app.add_typer(token_app, name="token", help="API tokens: create one for a user.")
+    app.add_typer(user_app, name="user", help="Users: set a password.")
 
 
 @app.command("simulate")

@@ -52,3 +52,38 @@ class NotFound(Refused):
     """The thing asked for does not exist."""
 
     code = "not_found"
+
+
+class Invalid(Refused):
+    """A request whose input is not valid (a bad field value, an unknown option): refused,
+    nothing changed; ``fields`` name what was wrong."""
+
+    code = "invalid"
+
+
+class Forbidden(Refused):
+    """The person may not do this (their role or permissions do not allow it)."""
+
+    code = "forbidden"
+
+
+class Conflict(Refused):
+    """The thing exists already, or its state does not allow the change."""
+
+    code = "conflict"
+
+
+class Unauthorized(Refused):
+    """No valid credentials: log in, or give an API token."""
+
+    code = "unauthorized"
+
+
+class TooManyRequests(Refused):
+    """Too many attempts; ``retry_after`` is how many seconds to wait."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.retry_after = retry_after

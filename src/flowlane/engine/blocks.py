@@ -27,7 +27,7 @@ from flowlane.engine.state import Token
 from flowlane.engine.step import WAIT, Incident, Step
 from flowlane.expr import compile_expression
 from flowlane.model import process as m
-from flowlane.model.render import render
+from flowlane.model.render import render, render_markdown
 
 Handler = Callable[[Step, Any, Token], object]
 
@@ -385,7 +385,9 @@ def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
             step.log(token.block, "message_no_address", user=user_id, channel=channel)
             continue
         scope = {**base, "recipient": step.overlay.proxy(user_id)}
-        rendered.append((user_id, address, render(subject, scope), render(body, scope)))
+        # An email's body becomes HTML: its values are Markdown-escaped (model/markdown.py).
+        text = render_markdown(body, scope) if channel == "email" else render(body, scope)
+        rendered.append((user_id, address, render(subject, scope), text))
     task_id = _reply_task(step, block) if rendered else None
     for user_id, address, subj, text in rendered:
         mid = step.state.next_id("m")

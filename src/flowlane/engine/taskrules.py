@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from flowlane.core.errors import Refused
+from flowlane.core.errors import Forbidden, Refused
 
 STAFF_ADMIN_ROLES = frozenset({"admin", "owner"})
 
@@ -80,7 +80,7 @@ def check_transition(
             allowed.append(tr)
     if not allowed:
         whom = ", ".join(str(tr.get("by", "assignee")) for tr in candidates)
-        raise Refused(
+        raise Forbidden(
             f"{user_id} may not move the task from {current!r} to {target!r} (allowed: {whom})"
         )
     if all(tr.get("comment") == "required" for tr in allowed) and not (comment or "").strip():

@@ -9,9 +9,11 @@ from typing import Any
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, nodes
 from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
 from flowlane.core.errors import FlowlaneError, ValidationError
 from flowlane.expr.runtime import multiply, power
+from flowlane.model.markdown import markdown_escape
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -29,6 +31,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 _ENV = _Sandbox(undefined=ChainableUndefined, autoescape=False)
+
+
+def _markdown_value(value: Any) -> Any:
+    """What ``{{ ... }}`` prints into a Markdown body: the value Markdown-escaped, unless it
+    is marked safe (``|safe``, or a ``form_link``)."""
+    return value if isinstance(value, Markup) else markdown_escape(str(value))
+
+
+_MARKDOWN_ENV = _Sandbox(undefined=ChainableUndefined, autoescape=False, finalize=_markdown_value)
 
 TEMPLATE_NAMES: frozenset[str] = frozenset(
     {"object", "vars", "counters", "answer", "now", "recipient", "form_link"}
@@ -139,8 +150,42 @@ def render(source: str | None, scope: dict[str, Any]) -> str:
         return ""
     if "{" not in source:
         return source
+    return _render(_compile(source), scope)
+
+
+@lru_cache(maxsize=4096)
+def _compile_markdown(source: str) -> Any:
     try:
-        return str(_compile(source).render(scope))
+        return _MARKDOWN_ENV.from_string(source)
+    except TemplateError as exc:
+        raise ValidationError(f"template does not parse: {exc}") from exc
+
+
+def _trusted(make: Any) -> Any:
+    def call(*args: Any) -> Markup:
+        return Markup(make(*args))
+
+    return call
+
+
+def render_markdown(source: str | None, scope: dict[str, Any]) -> str:
+    """Render a Markdown body (an email's): like :func:`render`, but every printed value is
+    Markdown-escaped (:func:`flowlane.model.markdown.markdown_escape`), so that a value such
+    as ``[Pay here](https://evil)`` stays text when the body becomes HTML. The template's own
+    Markdown is kept; ``form_link(...)`` and ``|safe`` values are printed as they are."""
+    if not source:
+        return ""
+    if "{" not in source:
+        return source
+    make = scope.get("form_link")
+    if make is not None:
+        scope = {**scope, "form_link": _trusted(make)}
+    return _render(_compile_markdown(source), scope)
+
+
+def _render(template: Any, scope: dict[str, Any]) -> str:
+    try:
+        return str(template.render(scope))
     except FlowlaneError:
         raise
     except Exception as exc:  # any failure inside user template code is the template's

@@ -151,6 +151,12 @@ def builtin_types() -> dict[str, ObjectType]:
                 default="client",
             ),
             FieldSpec("groups", "list", label="Groups", of=FieldSpec("groups", "string")),
+            FieldSpec(
+                "permissions",
+                "list",
+                label="Permissions",
+                of=FieldSpec("permissions", "string"),
+            ),
             _link("personal_manager", "Personal manager"),
             FieldSpec("birthday", "date", label="Birthday"),
             FieldSpec("password", "password", label="Password"),

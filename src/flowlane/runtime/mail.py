@@ -2,7 +2,9 @@
 
 The outbox hands every email a stable id; :func:`message_id` turns it into the Message-ID,
 so a message retried after an unclear failure carries the same Message-ID and receivers can
-drop the duplicate. :class:`SmtpSender` keeps one connection open across sends and tells the
+drop the duplicate. Given the account secret, the Message-ID also carries a signature of the
+id, so that a delivery report naming it is known to be about an email we sent
+(:func:`outbox_id_of`). :class:`SmtpSender` keeps one connection open across sends and tells the
 outbox whether a failure is worth retrying (:class:`TemporaryDeliveryError`) or not
 (:class:`PermanentDeliveryError`).
 """
@@ -22,7 +24,8 @@ from types import TracebackType
 from typing import Literal, Protocol, cast, get_args
 
 from flowlane.core.errors import ValidationError
-from flowlane.model.markdown import html_document, markdown_to_html
+from flowlane.model.markdown import html_document, markdown_to_html, markdown_to_text
+from flowlane.services.inbound import outbox_signature, signed_outbox_id
 from flowlane.store.records import SinkMail
 
 Security = Literal["none", "starttls", "tls"]
@@ -130,12 +133,13 @@ def _dot_atom(text: str) -> str:
     return ".".join(_NOT_ATEXT.sub("-", part) or "-" for part in text.split("."))
 
 
-def message_id(outbox_id: str, domain: str = "flowlane") -> str:
-    """The Message-ID of the email with outbox id ``outbox_id``: ``<i1.m6@flowlane>``.
+def message_id(outbox_id: str, domain: str = "flowlane", *, secret: bytes | None = None) -> str:
+    """The Message-ID of the email with outbox id ``outbox_id``: ``<i1.m6@flowlane>``, or
+    with the account ``secret`` ``<i1.m6.<signature>@flowlane>`` (the worker's emails).
 
-    Derived from the id alone, so every retry of the same email carries the same Message-ID.
-    Characters a msg-id cannot hold become '-'; when that changed anything, a short hash of
-    the original id is appended so that different ids never share a Message-ID.
+    Derived from the id (and the secret) alone, so every retry of the same email carries the
+    same Message-ID. Characters a msg-id cannot hold become '-'; when that changed anything, a
+    short hash of the original id is appended so that different ids never share a Message-ID.
     """
     if not outbox_id:
         raise ValidationError("an outbox id must not be empty")
@@ -143,20 +147,22 @@ def message_id(outbox_id: str, domain: str = "flowlane") -> str:
     if left != outbox_id:
         digest = hashlib.sha256(outbox_id.encode("utf-8")).hexdigest()[:8]
         left = f"{left}.{digest}"
+    if secret is not None:
+        left = f"{left}.{outbox_signature(secret, outbox_id)}"
     return f"<{left}@{_dot_atom(domain or 'flowlane')}>"
 
 
-def outbox_id_of(message_id_header: str) -> str | None:
-    """The outbox id whose :func:`message_id` is ``message_id_header``, or None.
+def outbox_id_of(
+    message_id_header: str, secret: bytes, outbox_header: str | None = None
+) -> str | None:
+    """The outbox id whose signed :func:`message_id` is ``message_id_header``, or None (not
+    ours, or a wrong signature).
 
     Ids made only of msg-id characters come back from their Message-ID; for others (with a
-    hash appended) use the ``X-Flowlane-Outbox`` header the email carries too.
+    hash appended) pass the ``X-Flowlane-Outbox`` header the email carries too, as
+    ``outbox_header``: it is taken only when the Message-ID carries its signature.
     """
-    text = message_id_header.strip()
-    if not (text.startswith("<") and text.endswith(">") and "@" in text):
-        return None
-    left = text[1:-1].rsplit("@", 1)[0]
-    return left if left and message_id(left) == text else None
+    return signed_outbox_id(secret, message_id_header, outbox_header)
 
 
 def _header_value(name: str, value: str) -> str:
@@ -175,8 +181,11 @@ def build_email(
     date: datetime | None = None,
     reply_to: str | None = None,
     html: bool = True,
+    secret: bytes | None = None,
 ) -> EmailMessage:
     """A UTF-8 email. ``date`` (timezone-aware) sets Date; without it the relay does.
+    ``secret`` (the account's) signs the Message-ID (:func:`message_id`): only then can a
+    bounce be matched to the email.
 
     ``body`` is Markdown (as the outbox keeps it): with ``html`` the email is
     multipart/alternative, the Markdown as text/plain and its HTML (raw HTML in the text
@@ -190,7 +199,7 @@ def build_email(
     msg["From"] = _header_value("sender", settings.sender)
     msg["To"] = ", ".join(_header_value("recipient", r) for r in recipients)
     msg["Subject"] = _header_value("subject", subject)
-    msg["Message-ID"] = message_id(outbox_id)
+    msg["Message-ID"] = message_id(outbox_id, secret=secret)
     msg["X-Flowlane-Outbox"] = _header_value("outbox id", outbox_id)
     if reply_to is not None:  # a task's reply address (runtime/mailin.py reads replies)
         msg["Reply-To"] = _header_value("reply address", reply_to)
@@ -198,7 +207,8 @@ def build_email(
         msg["Date"] = format_datetime(date)
     # Non-ASCII text goes quoted-printable: safe through relays without 8BITMIME.
     cte = None if body.isascii() else "quoted-printable"
-    msg.set_content(body, charset="utf-8", cte=cte)
+    # The body's values are Markdown-escaped (model/markdown.py): shown as typed in the text.
+    msg.set_content(markdown_to_text(body), charset="utf-8", cte=cte)
     if html:
         page = html_document(markdown_to_html(body), title=subject)
         page_cte = None if page.isascii() else "quoted-printable"

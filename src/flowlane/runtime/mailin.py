@@ -4,10 +4,12 @@ Point the MX of the reply domain (``FLOWLANE_MAIL_DOMAIN``) or a forwarding rule
 mailbox that receives purchase notifications at it. Every message is handled by
 :func:`flowlane.services.inbound.receive_email` in one transaction, once per Message-ID:
 
-* a reply to a task's email (to ``reply+<task id>.<signature>@…``) becomes a comment of the
-  sender on the task, with its attachments; a forged address (RCPT TO) or a sender who may
-  not comment gets ``550`` and nothing changes;
-* a delivery status notification about one of our emails marks that email bounced;
+* a reply to a task's email (to ``reply+<task id>.<user id>.<signature>@…``) becomes a
+  comment of that user on the task, with its attachments; a forged address (RCPT TO), a
+  sender who is not that user, or one who may not comment gets ``550`` (a fixed text: the
+  reason goes to the log only) and nothing changes;
+* a delivery status notification about one of our sent emails (its signed Message-ID)
+  marks that email bounced;
 * anything else fires the ``email`` event (processes launched on ``email`` start).
 
 A failure that may pass (the database is away) answers ``451``, so the sending server tries
@@ -33,10 +35,11 @@ from flowlane.core.errors import FlowlaneError
 from flowlane.runtime.durable import request_account
 from flowlane.services.account import Account
 from flowlane.services.inbound import (
+    NOT_ACCEPTED,
     EmailOutcome,
     is_reply_address,
     receive_email,
-    task_of_reply,
+    reply_target,
 )
 from flowlane.services.signing import account_secret
 from flowlane.store.sql.store import SqlStore
@@ -46,11 +49,12 @@ log = logging.getLogger("flowlane.mailin")
 MAX_MESSAGE = 25 * 1024 * 1024
 """Largest email accepted, in bytes (the SMTP SIZE limit)."""
 
-__all__ = ["InboundMailHandler", "MailInServer", "serve"]
+__all__ = ["InboundMailHandler", "MailInServer", "MailIntake", "serve"]
 
 
-class InboundMailHandler:
-    """The aiosmtpd handler: RCPT checks reply addresses, DATA handles the message."""
+class MailIntake:
+    """One raw message in, whatever brought it (the SMTP server here, the IMAP poller of
+    :mod:`flowlane.runtime.imapin`): :meth:`process` hands it to ``receive_email``."""
 
     def __init__(
         self,
@@ -62,7 +66,6 @@ class InboundMailHandler:
         self.store = store
         self.data = data
         self._make_account = make_account
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-in")
         self._secret: bytes | None = None
 
     def account(self) -> Account:
@@ -74,6 +77,36 @@ class InboundMailHandler:
         if self._secret is None:
             self._secret = account_secret(self.store)
         return self._secret
+
+    def process(self, raw: bytes, rcpt_tos: list[str]) -> EmailOutcome:
+        """Handle one message; never raises. The outcome's code says what became of it:
+        250 handled (or seen before), 550 refused for good, 451 a failure that may pass."""
+        # SMTP and IMAP lines end in CRLF; parse with LF like a message read from a file.
+        raw = raw.replace(b"\r\n", b"\n")
+        try:
+            outcome = receive_email(self.account(), raw, rcpt_tos, self.secret())
+        except FlowlaneError as exc:  # a bad message, not a passing trouble
+            log.warning("mail-in: message refused: %s", exc)
+            return EmailOutcome(550, NOT_ACCEPTED, {"kind": "refused", "reason": str(exc)})
+        except Exception:
+            log.exception("mail-in: message not handled; the sender will retry")
+            return EmailOutcome(451, "4.3.0 Temporary failure, try again later")
+        log.info("mail-in: %s %s", outcome.code, outcome.result)
+        return outcome
+
+
+class InboundMailHandler(MailIntake):
+    """The aiosmtpd handler: RCPT checks reply addresses, DATA handles the message."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        data: Path | str | None = None,
+        make_account: Callable[[], Account] | None = None,
+    ) -> None:
+        super().__init__(store, data=data, make_account=make_account)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-in")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -93,7 +126,7 @@ class InboundMailHandler:
             except Exception:
                 log.exception("mail-in: the account secret could not be read")
                 return "451 4.3.0 Temporary failure, try again later"
-            if task_of_reply(secret, address) is None:
+            if reply_target(secret, address) is None:
                 return "550 5.1.1 No such recipient"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -106,21 +139,6 @@ class InboundMailHandler:
         loop = asyncio.get_running_loop()
         outcome = await loop.run_in_executor(self._pool, self.process, raw, rcpt)
         return outcome.reply
-
-    def process(self, raw: bytes, rcpt_tos: list[str]) -> EmailOutcome:
-        """Handle one message (in the handler's thread); never raises."""
-        # SMTP lines end in CRLF; parse with LF like a message read from a file.
-        raw = raw.replace(b"\r\n", b"\n")
-        try:
-            outcome = receive_email(self.account(), raw, rcpt_tos, self.secret())
-        except FlowlaneError as exc:  # a bad message, not a passing trouble
-            log.warning("mail-in: message refused: %s", exc)
-            return EmailOutcome(550, f"5.6.0 {exc}")
-        except Exception:
-            log.exception("mail-in: message not handled; the sender will retry")
-            return EmailOutcome(451, "4.3.0 Temporary failure, try again later")
-        log.info("mail-in: %s %s", outcome.code, outcome.result)
-        return outcome
 
 
 class MailInServer:

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from flowlane.core.errors import FlowlaneError
+from flowlane.core.errors import FlowlaneError, ValidationError
 from flowlane.runtime.faults import Faults
 from flowlane.runtime.mail import (
     MailMode,
@@ -44,7 +44,7 @@ from flowlane.services.account import Account
 from flowlane.services.inbound import mail_domain, reply_address
 from flowlane.services.signing import account_secret
 from flowlane.store.base import is_conflict
-from flowlane.store.records import IncidentRecord, Job, TimerRecord
+from flowlane.store.records import IncidentRecord, Job, MessageRecord, TimerRecord
 from flowlane.store.sql.store import TIMER_KINDS, WEBHOOK_JOB_PREFIX, JobQueue, SqlStore
 
 log = logging.getLogger("flowlane.worker")
@@ -103,6 +103,7 @@ class Worker:
             self.sender = SmtpSender(self.smtp)
         self.kinds = (*TIMER_KINDS, "deliver") if self.sender is not None else TIMER_KINDS
         self._lease = timedelta(seconds=self.settings.lease_s)
+        self._account_secret: bytes | None = None
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -267,11 +268,24 @@ class Worker:
 
     # ---- deliveries ------------------------------------------------------------------------
 
-    def _reply_to(self, task_id: str | None) -> str | None:
-        """The reply address of an email about a task (``reply_to_task``)."""
-        if task_id is None or self.smtp is None:
+    def _secret(self) -> bytes:
+        """The account secret (read once): it signs Message-IDs and reply addresses."""
+        if self._account_secret is None:
+            self._account_secret = account_secret(self.store)
+        return self._account_secret
+
+    def _reply_to(self, message: MessageRecord) -> str | None:
+        """The reply address of an email about a task (``reply_to_task``), made for its
+        recipient: only that user's replies through it are taken. None for an email to an
+        address that is no user's, or when the ids do not fit in an address."""
+        if message.task_id is None or message.recipient is None or self.smtp is None:
             return None
-        return reply_address(account_secret(self.store), task_id, mail_domain(self.smtp.sender))
+        domain = mail_domain(self.smtp.sender)
+        try:
+            return reply_address(self._secret(), message.task_id, message.recipient, domain)
+        except ValidationError as exc:
+            log.warning("%s: email %s goes without a reply address: %s", self.name, message.id, exc)
+            return None
 
     def _webhook_sender(self) -> WebhookSender:
         if self.webhooks is None:
@@ -299,7 +313,8 @@ class Worker:
                     to=message.to,
                     subject=message.subject,
                     body=message.body,
-                    reply_to=self._reply_to(message.task_id),
+                    reply_to=self._reply_to(message),
+                    secret=self._secret(),
                 )
                 self.sender.send(email)
         except (PermanentDeliveryError, FlowlaneError) as exc:

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flowlane.core.errors import FlowlaneError, NotFound, Refused
+from flowlane.core.errors import (
+    FlowlaneError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Refused,
+    ValidationError,
+)
 from flowlane.engine import events as ev
 from flowlane.engine.context import ObjectRecord
 from flowlane.engine.migrate import plan_many
@@ -31,7 +38,7 @@ from flowlane.objects import (
     link_problems,
     validate_record,
 )
-from flowlane.services import admin, launch, tasklists, taskwork
+from flowlane.services import admin, launch, permissions, tasklists, taskwork
 from flowlane.services.links import Links
 from flowlane.services.passwords import hash_passwords
 from flowlane.services.runner import Runner, StageMove, TraceSink
@@ -113,6 +120,8 @@ class Account:
                     raise Refused(f"the database refused a value: {exc.__cause__ or exc}") from exc
                 if isinstance(exc, Refused) or not isinstance(exc, FlowlaneError):
                     raise
+                if isinstance(exc, ValidationError):
+                    raise Invalid(str(exc), **exc.fields) from exc
                 raise Refused(str(exc)) from exc
 
     def _settle_files(self, *, promote: bool) -> None:
@@ -152,7 +161,7 @@ class Account:
             return
         role = self.role_of(user_id)
         if role not in roles:
-            raise Refused(f"{user_id} ({role}) may not {what}")
+            raise Forbidden(f"{user_id} ({role}) may not {what}")
 
     def definition(self, key: str) -> Definition:
         d = self.store.definition(key)
@@ -206,7 +215,7 @@ class Account:
         by: str | None = None,
     ) -> str:
         d = self.definition(process)
-        self.require_role(by, STAFF_ROLES, f"start {process}")
+        permissions.require(self, by, "start_processes", f"start {process}")
         launch.require_startable(self, d)
         if object_id is not None:
             self.get_object(object_id, expect_type=d.spec.object)
@@ -298,14 +307,14 @@ class Account:
         self, process: str, where: Filter | None, vars_: dict[str, Any] | None, by: str | None
     ) -> tuple[Definition, str | None, dict[str, Any]]:
         d = self.definition(process)
-        self.require_role(by, STAFF_ROLES, f"start {process}")
+        permissions.require(self, by, "start_processes", f"start {process}")
         launch.require_startable(self, d)
         return d, self.condition(where, d.spec.object), self.coerce_vars(d, vars_ or {})
 
     def approve(self, process: str, *, by: str | None) -> None:
         """Approve the process for start; this activates it (``once`` launches run)."""
         d = self.definition(process)
-        self.require_role(by, ADMIN_ROLES, f"approve {process}")
+        permissions.require(self, by, "manage_processes", f"approve {process}")
         if d.spec.launch is None or not d.spec.launch.approval:
             raise Refused(f"process {process} needs no approval (launch.approval is false)")
         if self.store.is_approved(process):
@@ -319,13 +328,13 @@ class Account:
         """Stop the process: no automatic launch fires, manual starts are refused; the
         instances that run go on."""
         self.definition(process)
-        self.require_role(by, ADMIN_ROLES, f"stop {process}")
+        permissions.require(self, by, "manage_processes", f"stop {process}")
         admin.stop(self, process)
 
     def activate_process(self, process: str, *, by: str | None) -> None:
         """Start a stopped process again: ``once`` launches run, periodic checks restart."""
         d = self.definition(process)
-        self.require_role(by, ADMIN_ROLES, f"activate {process}")
+        permissions.require(self, by, "manage_processes", f"activate {process}")
         admin.activate(self, d)
         self.runner.run()
 
@@ -347,7 +356,7 @@ class Account:
         """Stop the process's running instances, delete the tasks they created and forget
         which objects entered; the process is left stopped (activate starts it again)."""
         self.definition(process)
-        self.require_role(by, ADMIN_ROLES, f"restart {process}")
+        permissions.require(self, by, "manage_processes", f"restart {process}")
         doomed = [
             st.id for st in self.store.instances_of(process) if st.status in ("running", "incident")
         ]
@@ -375,7 +384,7 @@ class Account:
         self.runner.run()
 
     def cancel(self, process: str, object_id: str, *, by: str | None) -> None:
-        self.require_role(by, ADMIN_ROLES, f"cancel {process}")
+        permissions.require(self, by, "manage_processes", f"cancel {process}")
         running = [
             st.id
             for st in self.store.instances_of(process, object_id)
@@ -403,7 +412,7 @@ class Account:
         refused with the reason for each instance. Open tasks follow their renamed blocks.
         """
         self.definition(process)
-        self.require_role(by, ADMIN_ROLES, f"migrate instances of {process}")
+        permissions.require(self, by, "manage_processes", f"migrate instances of {process}")
         try:
             target = self.store.version(process, to_version)
         except (NotFound, KeyError, IndexError) as exc:
@@ -534,7 +543,7 @@ class Account:
         the guard. What the guard did stays done.
         """
         rec = self.get_object(object_id)
-        self.require_role(by, STAFF_ROLES, f"move {object_id}")
+        permissions.require(self, by, "work_with_objects", f"move {object_id}")
         otype = self.store.schema.types[rec.type]
         what = f"{rec.type} {object_id}"
         current = rec.data.get("stage")
@@ -679,6 +688,7 @@ class Account:
     def _check_actor(self, task: TaskRecord, user_id: str | None, what: str) -> None:
         if user_id is None:
             return
+        permissions.require_task_work(self, user_id, f"{what} task {task.id}")
         role = self.role_of(user_id)
         settings = self.settings_for(task.instance_id)
         if not may_act(
@@ -689,7 +699,7 @@ class Account:
             supervisors=settings.supervisors,
             users_of=self.store.users,
         ):
-            raise Refused(f"{user_id} may not {what} task {task.id} ({task.title!r})")
+            raise Forbidden(f"{user_id} may not {what} task {task.id} ({task.title!r})")
 
     def _fresh(self, task: TaskRecord) -> TaskRecord:
         """The task as stored now, locked for this request (the caller's copy may be old).
@@ -753,7 +763,7 @@ class Account:
             raise Refused(f"task {task.id} is {task.status} already")
         if by is None:
             raise Refused("a status change needs the person who makes it (by)")
-        self.role_of(by)
+        permissions.require_task_work(self, by, f"change the status of task {task.id}")
         self._check_instance(task)
         check_transition(
             task.workflow,
@@ -970,6 +980,7 @@ class Account:
         """Give the task back (nobody is assigned): its assignee, the process's supervisors,
         admins and owners may; an executor only a task of their own."""
         task = self._fresh(task)
+        permissions.require_task_work(self, by, f"give back task {task.id}")
         role = self.role_of(by)
         if task.closed:
             raise Refused(f"task {task.id} is {task.status} already")
@@ -985,7 +996,7 @@ class Account:
                 supervisors=settings.supervisors,
                 users_of=self.store.users,
             ):
-                raise Refused(
+                raise Forbidden(
                     f"{by} may not give back task {task.id}: it is assigned to {task.assignee} "
                     "(its assignee, the process's supervisors, admins, owners may)"
                 )

@@ -1,14 +1,24 @@
 """Public forms (``forms/<key>.yaml``) and the forms behind signed links (S4, S5).
 
 * :func:`form_view` / :func:`link_view`: what a page shows (inputs with labels, types and
-  options; hidden values from the URL query). Opening a link applies its ``on_open``.
+  options; hidden values from the URL query). Opening a link applies its ``on_open`` as long
+  as no submission has changed the object since the link was issued (so reopening an
+  answered link never moves the object back).
 * :func:`submit_form` / :func:`submit_link`: a submission, as one unit of work. A filled
   honeypot pretends success and changes nothing; too many submissions from one address
   (``rate_limit``, counted in ``form_submissions`` by a keyed hash of the address) are
   refused; a missing consent, a missing required value or a value that does not fit its
-  field give visitor-facing errors per input and change nothing. Otherwise the object is
+  field give visitor-facing errors per input and change no object. Otherwise the object is
   created (or, through a link, updated with the values and ``on_submit``), the single-use
   link is marked used and ``form:<key>`` fires with the data, all in one transaction.
+
+The rate limit is counted and the submission noted in one transaction holding a lock on the
+form and address (:meth:`~flowlane.store.base.Store.lock_key`), so parallel posts cannot all
+pass; submissions refused for their values are noted too (``accepted`` false) and count
+toward the limit, so invalid posts (probing object ids through hidden link inputs) are
+limited as well. Posts over the limit are not noted: the count stays at the limit until the
+window moves on. A link's opening and its submission lock the object's key, so an opening
+never decides on a submission that is still being committed.
 
 A link that cannot be used raises :class:`~flowlane.services.links.BadLink` (its message is
 only "Oops, something went wrong") and changes nothing.
@@ -155,14 +165,32 @@ def form_view(account: Account, key: str, query: Mapping[str, str]) -> FormView:
     return form_page(account, key, form, hidden)
 
 
+def _object_key(object_id: str) -> str:
+    """The lock a link's opening and its submission take (:meth:`Store.lock_key`)."""
+    return f"form-link:{object_id}"
+
+
 def link_view(account: Account, token: str) -> FormView:
-    """The form a signed link opens; its ``on_open`` values are written (those that differ
-    from the object's, so opening twice changes nothing more). :class:`BadLink` otherwise."""
+    """The form a signed link opens. Its ``on_open`` values are written (those that differ
+    from the object's, so opening twice changes nothing more) unless a submission has changed
+    the object since the link was issued: the link is checked again and the object read
+    again inside the transaction, under the object's lock. :class:`BadLink` otherwise."""
     found, form, record = account.links.check(token, account.now)
     on_open = form.link_settings.on_open
-    changes = {k: v for k, v in (on_open.set if on_open else {}).items() if record.data.get(k) != v}
-    if changes:
-        account.attempt(lambda: account.update_object(record.id, changes))
+    if on_open and on_open.set:
+        wanted = on_open.set
+
+        def run() -> None:
+            account.store.lock_key(_object_key(found.object_id))
+            _, _, current = account.links.check(token, account.now)
+            answered = account.store.last_form_submission(current.id)
+            if answered is not None and answered >= found.issued_at:
+                return  # answered already: reopening must not move the object back
+            changes = {k: v for k, v in wanted.items() if current.data.get(k) != v}
+            if changes:
+                account.update_object(current.id, changes)
+
+        account.attempt(run)
     return replace(form_page(account, found.form, form), object_id=record.id)
 
 
@@ -248,16 +276,24 @@ def submit_form(
         return FormResult(ok=True, message=form.success)
     who = address_hash(account, address)
     since = account.now - duration_of(form.rate_limit.per)
-    if account.store.count_form_submissions(key, who, since) >= form.rate_limit.count:
-        log.info("form %s: rate limit reached for an address", key)
-        return FormResult(ok=False, message=RATE_LIMITED, rate_limited=True)
-    values, errors = _check_values(account, form, data)
-    if errors:
-        return FormResult(ok=False, message=NOT_SAVED, errors=errors)
-    made: list[str | None] = []
+    lock = f"form-submission:{key}:{who}"
+    outcome: list[FormResult] = []
 
     def run() -> None:
-        made.append(_apply(account, key, form, values, found, link, who))
+        outcome.clear()  # a retried transaction starts over
+        store = account.store
+        store.lock_key(lock)  # parallel posts of one address queue here
+        if store.count_form_submissions(key, who, since) >= form.rate_limit.count:
+            log.info("form %s: rate limit reached for an address", key)
+            outcome.append(FormResult(ok=False, message=RATE_LIMITED, rate_limited=True))
+            return
+        values, errors = _check_values(account, form, data)
+        if errors:
+            store.add_form_submission(key, who, account.now, None, accepted=False)
+            outcome.append(FormResult(ok=False, message=NOT_SAVED, errors=errors))
+            return
+        made = _apply(account, key, form, values, found, link, who)
+        outcome.append(FormResult(ok=True, message=form.success, object_id=made))
 
     try:
         account.attempt(run)
@@ -265,8 +301,14 @@ def submit_form(
         raise
     except Refused as exc:
         log.warning("form %s: submission refused: %s", key, exc)
+
+        def note_refused() -> None:
+            account.store.lock_key(lock)
+            account.store.add_form_submission(key, who, account.now, None, accepted=False)
+
+        account.attempt(note_refused)
         return FormResult(ok=False, message=NOT_SAVED, errors={"": str(exc)})
-    return FormResult(ok=True, message=form.success, object_id=made[-1] if made else None)
+    return outcome[-1]
 
 
 def submit_link(
@@ -292,6 +334,7 @@ def _apply(
     object_id: str | None = None
     if found is not None and link is not None:
         object_id = found.object_id
+        account.store.lock_key(_object_key(object_id))
         on_submit = form.link_settings.on_submit
         changes = {**fields, **(on_submit.set if on_submit else {})}
         if form.link_settings.single_use and not account.store.use_link(

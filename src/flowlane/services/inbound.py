@@ -3,12 +3,16 @@
 * A webhook ``POST /hooks/<key>?token=<t>`` (token: :func:`hook_token`) fires the event
   ``webhook:<key>``; with a ``text`` (or ``message``) field it is a bot-like message too and
   fires a ``message`` event, so ``keyword:<word>`` launches match (:func:`receive_hook`).
-* An email (:func:`receive_email`) is a reply to a task's email when it is addressed to the
-  task's reply address ``reply+<task id>.<signature>@<domain>`` (:func:`reply_address`,
-  signature purpose ``reply``, 12 bytes): its text, quotes stripped, and its attachments
-  become a comment of the sender on the task. A delivery status notification naming one of
-  our emails marks it bounced. Anything else fires the ``email`` event with the sender, the
-  subject, the text and the ``Key: value`` lines of the text as fields.
+* An email (:func:`receive_email`) is a reply to a task's email when it is addressed to a
+  reply address ``reply+<task id>.<user id>.<signature>@<domain>`` (:func:`reply_address`,
+  signature purpose ``reply`` over the task and the user the email went to, 12 bytes): its
+  text, quotes stripped, and its attachments become a comment of that user on the task,
+  provided the ``From`` address is that user's (and no ``Authentication-Results`` header
+  says DKIM or SPF failed for it). A delivery status notification naming one of our sent
+  emails by its signed Message-ID (:func:`outbox_signature`) marks it bounced. Anything else
+  fires the ``email`` event with the sender, the subject, the text and the ``Key: value``
+  lines of the text as fields. A refused email gets a fixed ``550 5.7.1 Not accepted``; the
+  reason is in the outcome's result (for the log), never in the SMTP reply.
 
 Each message is handled once (``Store.claim_inbound``: an email by its Message-ID, a webhook
 call by its ``Idempotency-Key``), in one transaction with what it sets off.
@@ -28,13 +32,17 @@ from email.utils import getaddresses, parseaddr
 from typing import Any
 from urllib.parse import quote
 
-from flowlane.core.errors import Refused
+from flowlane.core.errors import Refused, ValidationError
 from flowlane.services.account import Account
 from flowlane.services.signing import sign, verify
 
 PURPOSE = "reply"
 SIGNATURE_BYTES = 12
 PREFIX = "reply+"
+MAX_LOCAL_PART = 64
+"""The longest local part of an address (RFC 5321, section 4.5.3.1.1)."""
+MESSAGE_ID_PURPOSE = "message-id"
+NOT_ACCEPTED = "5.7.1 Not accepted"
 HOOK_PURPOSE = "hook"
 MAX_KEY = 300
 """Longest idempotency key or Message-ID kept (longer ones are hashed)."""
@@ -44,39 +52,92 @@ __all__ = [
     "hook_token",
     "hook_url",
     "mail_domain",
+    "outbox_signature",
     "receive_email",
     "receive_hook",
     "reply_address",
+    "reply_target",
     "strip_quoted",
-    "task_of_reply",
 ]
 
 
 # ---- reply addresses and hook tokens ---------------------------------------------------------
 
 
-def reply_address(secret: bytes, task_id: str, domain: str) -> str:
-    """The address a reply to an email about task ``task_id`` goes to."""
-    signature = sign(secret, PURPOSE, task_id, length=SIGNATURE_BYTES)
-    return f"{PREFIX}{task_id}.{signature}@{domain}"
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _reply_message(task_id: str, user_id: str) -> str:
+    return f"{task_id}\n{user_id}"
+
+
+def reply_address(secret: bytes, task_id: str, user_id: str, domain: str) -> str:
+    """The address through which user ``user_id`` replies to an email about task
+    ``task_id``: ``reply+<task id>.<user id>.<signature>@<domain>``, the signature over both
+    ids. A ValidationError when the ids cannot be carried in a local part (characters
+    outside RFC 5322 dot-atom, or longer than :data:`MAX_LOCAL_PART`)."""
+    for what, ident in (("task id", task_id), ("user id", user_id)):
+        if not _DOT_ATOM.fullmatch(ident):
+            raise ValidationError(f"the {what} {ident!r} cannot be part of a reply address")
+    signature = sign(secret, PURPOSE, _reply_message(task_id, user_id), length=SIGNATURE_BYTES)
+    local = f"{PREFIX}{task_id}.{user_id}.{signature}"
+    if len(local) > MAX_LOCAL_PART:
+        raise ValidationError(
+            f"the reply address of task {task_id} for {user_id} would be longer than "
+            f"{MAX_LOCAL_PART} characters before the @"
+        )
+    return f"{local}@{domain}"
 
 
 def is_reply_address(address: str) -> bool:
     return address.strip().strip("<>").lower().startswith(PREFIX)
 
 
-def task_of_reply(secret: bytes, address: str) -> str | None:
-    """The task id a reply address names, if its signature is right; else None (not a
+def reply_target(secret: bytes, address: str) -> tuple[str, str] | None:
+    """``(task id, user id)`` of a reply address whose signature is right; else None (not a
     reply address, or a forged or damaged one)."""
     if not is_reply_address(address):
         return None
     local = address.strip().strip("<>").rpartition("@")[0]
-    task_id, dot, signature = local[len(PREFIX) :].rpartition(".")
-    if not dot or not task_id or not signature:
+    ids, dot, signature = local[len(PREFIX) :].rpartition(".")
+    if not dot or not signature:
         return None
-    if not verify(secret, PURPOSE, task_id, signature, length=SIGNATURE_BYTES):
+    # Both ids may hold dots (``i7.t2``): try every split, the signature tells the right one.
+    parts = ids.split(".")
+    for n in range(1, len(parts)):
+        task_id, user_id = ".".join(parts[:n]), ".".join(parts[n:])
+        message = _reply_message(task_id, user_id)
+        if verify(secret, PURPOSE, message, signature, length=SIGNATURE_BYTES):
+            return task_id, user_id
+    return None
+
+
+def outbox_signature(secret: bytes, outbox_id: str) -> str:
+    """The signature the Message-ID of the email with outbox id ``outbox_id`` carries (its
+    last dot-separated part before the ``@``), so that a delivery report naming it is known
+    to be about an email flowlane sent (``flowlane.runtime.mail.message_id``)."""
+    return sign(secret, MESSAGE_ID_PURPOSE, outbox_id, length=SIGNATURE_BYTES)
+
+
+def signed_outbox_id(secret: bytes, message_id: str, outbox_id: str | None = None) -> str | None:
+    """The outbox id a Message-ID ``<...@flowlane>`` names, if its signature is right: the
+    ``X-Flowlane-Outbox`` header's id ``outbox_id`` when given (the Message-ID must carry its
+    signature), else the Message-ID's part before the signature. None otherwise."""
+    text = message_id.strip()
+    if not (text.startswith("<") and text.endswith(">")):
         return None
-    return task_id
+    left, at, domain = text[1:-1].rpartition("@")
+    if not at or domain != "flowlane":
+        return None
+    named, dot, signature = left.rpartition(".")
+    if not dot or not signature:
+        return None
+    candidate = outbox_id if outbox_id is not None else named
+    if not candidate or not verify(
+        secret, MESSAGE_ID_PURPOSE, candidate, signature, length=SIGNATURE_BYTES
+    ):
+        return None
+    return candidate
 
 
 def mail_domain(sender: str, env: Mapping[str, str] = os.environ) -> str:
@@ -256,7 +317,8 @@ def receive_email(
 ) -> EmailOutcome:
     """Handle one inbound email (the raw bytes as received; ``rcpt_tos``: the envelope's
     recipients), once per Message-ID, in one transaction. A refusal (a forged reply address,
-    an unknown sender, someone who may not comment) is 550 and changes nothing."""
+    a sender who is not the user the reply address was made for, someone who may not
+    comment) is a fixed 550 (the reason only in ``result``) and changes nothing."""
     msg = BytesParser(policy=default_policy).parsebytes(raw)
     assert isinstance(msg, EmailMessage)
     key = _message_key(msg, raw)
@@ -272,7 +334,7 @@ def receive_email(
         if targets:
             result.update(_reply(account, msg, targets, secret))
         elif _is_delivery_report(msg):
-            result.update(_bounce(account, msg))
+            result.update(_bounce(account, msg, secret))
         else:
             result.update(_event(account, msg))
         account.store.finish_inbound(key, dict(result))
@@ -280,28 +342,55 @@ def receive_email(
     try:
         account.attempt(action)
     except Refused as exc:
-        return EmailOutcome(550, f"5.7.1 {exc}", {"kind": "refused", "reason": str(exc)})
+        return EmailOutcome(550, NOT_ACCEPTED, {"kind": "refused", "reason": str(exc)})
     return EmailOutcome(250, "2.0.0 Message accepted", dict(result))
 
 
 def _reply(
     account: Account, msg: EmailMessage, targets: list[str], secret: bytes
 ) -> dict[str, Any]:
-    task_ids = {task_of_reply(secret, a) for a in targets}
-    task_id = next((t for t in task_ids if t is not None), None)
+    found = [t for a in targets if (t := reply_target(secret, a)) is not None]
+    task_id, user = found[0] if found else (None, None)
     task = account.store.get_task(task_id) if task_id is not None else None
-    if task is None:
+    if task is None or user is None:
         raise Refused("no such recipient: the reply address is not valid")
     _name, address = _sender(msg)
-    user = None
-    for candidate in dict.fromkeys((address, address.lower())) if address else ():
-        user = user or account.store.user_by_email(candidate)
-    if user is None:
-        raise Refused(f"sender {address or 'unknown'} is not a user of this account")
+    record = account.store.get_object(user)
+    email = str(record.data.get("email") or "") if record and record.type == "user" else ""
+    if not address or address.lower() != email.strip().lower():
+        raise Refused(
+            f"sender {address or 'unknown'} is not the user {user} the reply address is for"
+        )
+    failed = _failed_authentication(msg, address)
+    if failed:
+        raise Refused(f"sender {address}: {failed} failed (Authentication-Results)")
     text = strip_quoted(_plain_text(msg))
     files = _attachments(msg)
     account.comment(task, text, by=user, files=files)
     return {"kind": "reply", "task": task.id, "by": user, "files": len(files)}
+
+
+_AUTH_RESULT = re.compile(r"\b(dkim|spf|dmarc)\s*=\s*(fail|softfail|permerror)\b", re.I)
+_AUTH_DOMAIN = re.compile(r"\b(?:header\.(?:d|i|from)|smtp\.mailfrom)\s*=\s*([^\s;()]+)", re.I)
+
+
+def _failed_authentication(msg: EmailMessage, address: str) -> str | None:
+    """``dkim`` / ``spf`` / ``dmarc`` when an ``Authentication-Results`` header (added by the
+    receiving server, RFC 8601) says that check failed for the sender's domain; else None.
+    Results naming another domain (``header.d=``, ``smtp.mailfrom=``, ...) are skipped."""
+    domain = address.rpartition("@")[2].lower()
+    for header in msg.get_all("Authentication-Results", []):
+        for result in str(header).split(";")[1:]:
+            found = _AUTH_RESULT.search(result)
+            if found is None:
+                continue
+            named = [
+                v.rpartition("@")[2].strip("<>\"'").rstrip(".").lower()
+                for v in _AUTH_DOMAIN.findall(result)
+            ]
+            if not named or domain in named:
+                return found.group(1).lower()
+    return None
 
 
 def _is_delivery_report(msg: EmailMessage) -> bool:
@@ -327,13 +416,11 @@ def _original_headers(msg: EmailMessage) -> list[Message]:
     return found
 
 
-def _bounced_id(headers: Message) -> str | None:
-    outbox = str(headers.get("X-Flowlane-Outbox", "")).strip()
-    if outbox:
-        return outbox
-    mid = str(headers.get("Message-ID", "")).strip().strip("<>")
-    left, at, domain = mid.rpartition("@")
-    return left if at and domain == "flowlane" and left else None
+def _bounced_id(headers: Message, secret: bytes) -> str | None:
+    """The outbox id of the original email a report quotes: only when its Message-ID carries
+    our signature (a report anyone can write must not name any email it likes)."""
+    outbox = str(headers.get("X-Flowlane-Outbox", "")).strip() or None
+    return signed_outbox_id(secret, str(headers.get("Message-ID", "")), outbox)
 
 
 def _diagnostic(msg: EmailMessage) -> str:
@@ -356,8 +443,8 @@ def _failed(msg: EmailMessage) -> bool:
     return True
 
 
-def _bounce(account: Account, msg: EmailMessage) -> dict[str, Any]:
-    ids = [i for h in _original_headers(msg) if (i := _bounced_id(h)) is not None]
+def _bounce(account: Account, msg: EmailMessage, secret: bytes) -> dict[str, Any]:
+    ids = [i for h in _original_headers(msg) if (i := _bounced_id(h, secret)) is not None]
     if not ids or not _failed(msg):
         return {"kind": "ignored", "reason": "a delivery report about no email of ours"}
     reason = _diagnostic(msg)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from flowlane.core.errors import Refused
+from flowlane.core.errors import Forbidden, Refused
 from flowlane.engine.taskrules import STAFF_ADMIN_ROLES, may_act
 from flowlane.model.process import ForEachBlock, ProcessFile, SubprocessBlock, TaskSettings
 from flowlane.services.launch import condition_scope
@@ -157,7 +157,7 @@ def inbox(
 ) -> TaskPage:
     acc.role_of(user_id)
     if by is not None and by != user_id and not _oversees(acc, by):
-        raise Refused(f"{by} may not look at the inbox of {user_id}")
+        raise Forbidden(f"{by} may not look at the inbox of {user_id}")
     offset, limit = _page(page, size)
     processes = executor_processes(acc, user_id)
     tasks = acc.store.inbox(user_id, processes, acc.now, offset=offset, limit=limit)
@@ -180,7 +180,7 @@ def check_supervisor(acc: Account, process: str, by: str | None, what: str) -> N
     if by is None or acc.role_of(by) in STAFF_ADMIN_ROLES:
         return
     if not is_supervisor(acc, process, by):
-        raise Refused(f"{by} may not {what} of process {process!r}")
+        raise Forbidden(f"{by} may not {what} of process {process!r}")
 
 
 def task_query(
@@ -237,7 +237,7 @@ def process_tasks(
 
 def _staff_only(acc: Account, by: str | None, what: str) -> None:
     if by is not None and acc.role_of(by) == "client":
-        raise Refused(f"{by} (client) may not {what}")
+        raise Forbidden(f"{by} (client) may not {what}")
 
 
 def object_tasks(acc: Account, object_id: str, *, by: str | None = None) -> list[TaskRecord]:
@@ -299,7 +299,7 @@ def reassign(
     if by is not None:
         role = acc.role_of(by)
         if role not in STAFF_ADMIN_ROLES and not is_supervisor(acc, process, by):
-            raise Refused(
+            raise Forbidden(
                 f"{by} ({role}) may not reassign tasks of {process}: "
                 "admins, owners and the process's supervisors may"
             )

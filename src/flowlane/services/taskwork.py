@@ -15,11 +15,12 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
 from flowlane.core.duration import parse_duration
-from flowlane.core.errors import Refused
+from flowlane.core.errors import Forbidden, Refused
 from flowlane.engine.state import InstanceState
 from flowlane.engine.step import NO_SETTINGS
 from flowlane.engine.taskrules import may_act
 from flowlane.model.process import Priority
+from flowlane.services import permissions
 from flowlane.store.files import FileEntry
 from flowlane.store.records import TaskRecord
 
@@ -248,6 +249,7 @@ def add_task(
     """A task of the process put by hand, held by an instance of its own (ADR 0008)."""
     d = account.definition(process)
     settings = d.spec.task or NO_SETTINGS
+    permissions.require_task_work(account, by, f"add tasks to {process}")
     if by is not None and not may_act(
         by,
         role=account.role_of(by),
@@ -256,7 +258,7 @@ def add_task(
         supervisors=settings.supervisors,
         users_of=account.store.users,
     ):
-        raise Refused(
+        raise Forbidden(
             f"{by} may not add tasks to {process} (its executors, supervisors, admins, owners)"
         )
     if not title.strip():
@@ -326,12 +328,14 @@ MIN_GRACE = timedelta(minutes=1)
 @dataclass(frozen=True, slots=True)
 class Collected:
     """What a clean-up found: the files it deleted (or would delete: ``dry_run``), and how
-    many files it kept because a task names them or because they are too young."""
+    many files it kept because a task names them or because they are too young; ``rescued``:
+    staged files it promoted (or would) because a task names their key and it is missing."""
 
     removed: list[FileEntry]
     referenced: int
     young: int
     dry_run: bool = False
+    rescued: list[FileEntry] = field(default_factory=list)
 
     @property
     def freed(self) -> int:
@@ -356,9 +360,12 @@ def collect_orphans(account: Account, older_than: timedelta, *, dry_run: bool = 
 
     The grace period protects the requests that run meanwhile: their staged files are young,
     and a file a task comes to name after the tasks were read is written again when its
-    request promotes it (a fresh time: kept). Runs outside any request: the files are listed
-    first, then the tasks are read in a transaction of their own. Refused for a grace period
-    under :data:`MIN_GRACE`.
+    request promotes it (a fresh time: kept; the file store sets a file aside before checking
+    its time, so that promote never races the deletion). A staged file older than the grace
+    period whose key a task names while the content file is missing belonged to a request
+    that committed and died before promoting it: it is promoted now, not deleted. Runs
+    outside any request: the files are listed first, then the tasks are read in a
+    transaction of their own. Refused for a grace period under :data:`MIN_GRACE`.
     """
     if older_than < MIN_GRACE:
         raise Refused(
@@ -370,14 +377,19 @@ def collect_orphans(account: Account, older_than: timedelta, *, dry_run: bool = 
     with account.store.transaction():
         named = referenced_keys(account)
     removed: list[FileEntry] = []
+    rescued: list[FileEntry] = []
     referenced = young = 0
     for entry in listed:
         if not entry.staged and entry.name in named:
             referenced += 1
         elif entry.modified > cutoff:
             young += 1
+        elif entry.staged and entry.key in named and not account.files.exists(entry.key or ""):
+            # committed, then the process died before promoting: the task's file is here
+            if dry_run or account.files.rescue(entry):
+                rescued.append(entry)
         elif dry_run or account.files.remove(entry, not_after=cutoff):
             removed.append(entry)
         else:
             young += 1  # written again since it was listed
-    return Collected(removed, referenced, young, dry_run)
+    return Collected(removed, referenced, young, dry_run, rescued)

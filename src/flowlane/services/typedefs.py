@@ -63,6 +63,7 @@ from flowlane.objects import (
     plan_change,
     value_problem,
 )
+from flowlane.services import permissions
 
 if TYPE_CHECKING:
     from flowlane.services.account import Account
@@ -138,7 +139,7 @@ class TypeDefinitions:
     # ---- requests --------------------------------------------------------------------------
 
     def define(self, key: str, spec: Mapping[str, Any], *, by: str | None) -> ObjectType:
-        self.account.require_role(by, ADMIN_ROLES, f"define type {key}")
+        permissions.require(self.account, by, "manage_types", f"define type {key}")
         if not isinstance(key, str) or not KEY.fullmatch(key):
             raise Refused(
                 f"type key {key!r}: letters, digits and _, starting with a letter, "
@@ -158,7 +159,7 @@ class TypeDefinitions:
         drop_fields: list[str] | None,
         by: str | None,
     ) -> ObjectType:
-        self.account.require_role(by, ADMIN_ROLES, f"change type {key}")
+        permissions.require(self.account, by, "manage_types", f"change type {key}")
         current = self.store.schema.types.get(key)
         if current is None:
             raise Refused(f"type {key!r} does not exist")
@@ -167,7 +168,7 @@ class TypeDefinitions:
         return new
 
     def add_dictionary(self, key: str, values: list[str], *, by: str | None) -> None:
-        self.account.require_role(by, ADMIN_ROLES, f"add dictionary {key}")
+        permissions.require(self.account, by, "manage_types", f"add dictionary {key}")
         _check_name("dictionary key", key)
         if key in self.store.schema.dictionaries:
             raise Refused(f"dictionary {key!r} exists already")
@@ -181,7 +182,7 @@ class TypeDefinitions:
         self.store.put_dictionary(key, list(values), self.account.now)
 
     def add_group(self, key: str, *, by: str | None) -> None:
-        self.account.require_role(by, ADMIN_ROLES, f"add group {key}")
+        permissions.require(self.account, by, "manage_types", f"add group {key}")
         _check_name("group", key)
         if any(c.isspace() or c == "," for c in key):
             raise Refused(f"group {key!r}: no spaces or commas")

@@ -19,6 +19,7 @@ from flowlane.model.definition import Definition
 from flowlane.model.form import FormSpec
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType
+from flowlane.store.auth import ApiTokenRecord, SessionRecord
 from flowlane.store.records import (
     DeliveryRecord,
     IncidentRecord,
@@ -168,13 +169,31 @@ class Store(World, Protocol):
     # ---- forms and signed links --------------------------------------------------------------
 
     def add_form_submission(
-        self, form: str, address_hash: str, at: datetime, object_id: str | None
+        self,
+        form: str,
+        address_hash: str,
+        at: datetime,
+        object_id: str | None,
+        *,
+        accepted: bool = True,
     ) -> None:
-        """Note a submission of ``form`` from an address (its keyed hash)."""
+        """Note a submission of ``form`` from an address (its keyed hash): one taken
+        (``object_id`` the object it created or changed), or one refused for its values."""
         ...
 
     def count_form_submissions(self, form: str, address_hash: str, since: datetime) -> int:
-        """Submissions of ``form`` from that address at or after ``since``."""
+        """Submissions of ``form`` from that address at or after ``since``, taken and
+        refused alike."""
+        ...
+
+    def last_form_submission(self, object_id: str) -> datetime | None:
+        """When a taken submission last created or changed that object (None: never)."""
+        ...
+
+    def lock_key(self, key: str) -> None:
+        """Hold a lock on ``key`` until the open transaction ends: another transaction
+        locking the same key waits for it (PostgreSQL: an advisory transaction lock on a
+        64-bit hash of the key; SQLite and memory run one writer at a time: nothing to do)."""
         ...
 
     def use_link(self, token_hash: str, object_id: str, at: datetime) -> bool:
@@ -184,6 +203,54 @@ class Store(World, Protocol):
 
     def link_used(self, token_hash: str) -> bool:
         """Whether :meth:`use_link` has marked that link used."""
+        ...
+
+    # ---- authentication (services/auth.py) ------------------------------------------------
+
+    def put_session(self, session: SessionRecord) -> None:
+        """Insert a login session."""
+        ...
+
+    def get_session(self, id_hash: str) -> SessionRecord | None:
+        """The session with that id hash (expired ones too), else None."""
+        ...
+
+    def delete_sessions(self, *, id_hash: str | None = None, user_id: str | None = None) -> int:
+        """Delete one session (``id_hash``) or all of a user's; how many went."""
+        ...
+
+    def put_api_token(self, token: ApiTokenRecord) -> None:
+        """Insert an API token (its id and hash are new)."""
+        ...
+
+    def get_api_token(
+        self, *, token_id: str | None = None, token_hash: str | None = None
+    ) -> ApiTokenRecord | None:
+        """The token with that id, or with that hash; revoked ones too."""
+        ...
+
+    def api_tokens(self, user_id: str | None = None) -> list[ApiTokenRecord]:
+        """The tokens of a user (every user's for None), revoked ones too, oldest first."""
+        ...
+
+    def revoke_api_token(self, token_id: str, at: datetime) -> bool:
+        """Mark the token revoked at ``at``; False when it does not exist or was revoked."""
+        ...
+
+    def touch_api_token(self, token_id: str, at: datetime) -> None:
+        """Note that the token was used at ``at``."""
+        ...
+
+    def add_login_failure(self, key_hash: str, at: datetime) -> None:
+        """Note a failed login for a key (a hash of the email and the address)."""
+        ...
+
+    def count_login_failures(self, key_hash: str, since: datetime) -> int:
+        """Failed logins of the key at or after ``since``."""
+        ...
+
+    def clear_login_failures(self, key_hash: str) -> None:
+        """Forget the key's failed logins (after a successful login)."""
         ...
 
     # ---- objects -----------------------------------------------------------------------------
@@ -398,10 +465,11 @@ class Store(World, Protocol):
         ...
 
     def mark_bounced(self, message_id: str, reason: str) -> bool:
-        """Mark the email with outbox id ``message_id`` (:attr:`MessageRecord.id`, carried in
-        the ``X-Flowlane-Outbox`` header; its Message-ID is derived from it, see
-        :func:`flowlane.runtime.mail.outbox_id_of`) as ``bounced`` with ``reason``.
-        False when there is no such email (nothing changes)."""
+        """Mark the sent email with outbox id ``message_id`` (:attr:`MessageRecord.id`,
+        carried in the ``X-Flowlane-Outbox`` header; its signed Message-ID is derived from
+        it, see :func:`flowlane.runtime.mail.outbox_id_of`) as ``bounced`` with ``reason``
+        (a bounced one gets the new reason). False when there is no such email or it is not
+        ``sent`` (queued, failed): nothing changes."""
         ...
 
     def add_sink_mail(self, mail: SinkMail) -> bool:

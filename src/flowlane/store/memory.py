@@ -24,6 +24,7 @@ from flowlane.model.form import FormSpec
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType, Schema
 from flowlane.store import taskquery
+from flowlane.store.auth import ApiTokenRecord, SessionRecord
 from flowlane.store.match import matcher
 from flowlane.store.records import (
     DeliveryRecord,
@@ -72,11 +73,19 @@ class MemoryStore:
     """Messages marked bounced (``mark_bounced``): outbox id → the reason."""
     sink: list[SinkMail] = field(default_factory=list)
     """Emails stored instead of sent (mail sink mode), oldest first."""
-    form_submissions: list[tuple[str, str, datetime, str | None]] = field(default_factory=list)
-    """(form, address hash, at, object id) per public form submission."""
+    form_submissions: list[tuple[str, str, datetime, str | None, bool]] = field(
+        default_factory=list
+    )
+    """(form, address hash, at, object id, accepted) per public form submission."""
     used_links: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     """Signed links used: token hash → (used at, object id)."""
     inbound: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, SessionRecord] = field(default_factory=dict)
+    """Login sessions by id hash."""
+    api_token_rows: dict[str, ApiTokenRecord] = field(default_factory=dict)
+    """API tokens by id."""
+    login_failures: list[tuple[str, datetime]] = field(default_factory=list)
+    """(key hash, at) per failed login."""
     """Inbound messages handled (``claim_inbound``): key → the result recorded."""
     statuses: dict[str, ProcessStatus] = field(default_factory=dict)
     created_counts: dict[tuple[str, str, str | None], int] = field(default_factory=dict)
@@ -220,16 +229,29 @@ class MemoryStore:
         return self.settings.setdefault(key, value)
 
     def add_form_submission(
-        self, form: str, address_hash: str, at: datetime, object_id: str | None
+        self,
+        form: str,
+        address_hash: str,
+        at: datetime,
+        object_id: str | None,
+        *,
+        accepted: bool = True,
     ) -> None:
-        self.form_submissions.append((form, address_hash, at, object_id))
+        self.form_submissions.append((form, address_hash, at, object_id, accepted))
 
     def count_form_submissions(self, form: str, address_hash: str, since: datetime) -> int:
         return sum(
             1
-            for f, h, at, _ in self.form_submissions
+            for f, h, at, _, _ in self.form_submissions
             if f == form and h == address_hash and at >= since
         )
+
+    def last_form_submission(self, object_id: str) -> datetime | None:
+        times = [at for _, _, at, o, ok in self.form_submissions if ok and o == object_id]
+        return max(times, default=None)
+
+    def lock_key(self, key: str) -> None:
+        pass  # one writer at a time
 
     def use_link(self, token_hash: str, object_id: str, at: datetime) -> bool:
         if token_hash in self.used_links:
@@ -239,6 +261,58 @@ class MemoryStore:
 
     def link_used(self, token_hash: str) -> bool:
         return token_hash in self.used_links
+
+    def put_session(self, session: SessionRecord) -> None:
+        self.sessions[session.id_hash] = session
+
+    def get_session(self, id_hash: str) -> SessionRecord | None:
+        return self.sessions.get(id_hash)
+
+    def delete_sessions(self, *, id_hash: str | None = None, user_id: str | None = None) -> int:
+        doomed = [
+            k
+            for k, s in self.sessions.items()
+            if (id_hash is not None and k == id_hash)
+            or (user_id is not None and s.user_id == user_id)
+        ]
+        for k in doomed:
+            del self.sessions[k]
+        return len(doomed)
+
+    def put_api_token(self, token: ApiTokenRecord) -> None:
+        self.api_token_rows[token.id] = token
+
+    def get_api_token(
+        self, *, token_id: str | None = None, token_hash: str | None = None
+    ) -> ApiTokenRecord | None:
+        if token_id is not None:
+            return self.api_token_rows.get(token_id)
+        return next((r for r in self.api_token_rows.values() if r.token_hash == token_hash), None)
+
+    def api_tokens(self, user_id: str | None = None) -> list[ApiTokenRecord]:
+        rows = [r for r in self.api_token_rows.values() if user_id in (None, r.user_id)]
+        return sorted(rows, key=lambda r: (r.created_at, r.id))
+
+    def revoke_api_token(self, token_id: str, at: datetime) -> bool:
+        row = self.api_token_rows.get(token_id)
+        if row is None or row.revoked_at is not None:
+            return False
+        self.api_token_rows[token_id] = replace(row, revoked_at=at)
+        return True
+
+    def touch_api_token(self, token_id: str, at: datetime) -> None:
+        row = self.api_token_rows.get(token_id)
+        if row is not None:
+            self.api_token_rows[token_id] = replace(row, last_used_at=at)
+
+    def add_login_failure(self, key_hash: str, at: datetime) -> None:
+        self.login_failures.append((key_hash, at))
+
+    def count_login_failures(self, key_hash: str, since: datetime) -> int:
+        return sum(1 for k, at in self.login_failures if k == key_hash and at >= since)
+
+    def clear_login_failures(self, key_hash: str) -> None:
+        self.login_failures = [(k, at) for k, at in self.login_failures if k != key_hash]
 
     def claim_inbound(self, key: str, at: datetime) -> dict[str, Any] | None:
         if key in self.inbound:
@@ -495,8 +569,10 @@ class MemoryStore:
         return found[offset : offset + limit]
 
     def mark_bounced(self, message_id: str, reason: str) -> bool:
-        if not any(m.id == message_id and m.channel == "email" for m in self.outbox):
-            return False
+        if not any(
+            m.id == message_id and m.channel == "email" and m.status == "sent" for m in self.outbox
+        ):
+            return False  # no such email, or not sent (yet): nothing came back
         self.bounced[message_id] = reason[:2000]
         return True
 
@@ -598,6 +674,9 @@ class MemoryStore:
         "_object_seqs",
         "form_submissions",
         "used_links",
+        "sessions",
+        "api_token_rows",
+        "login_failures",
         "schema",
         "deployed",
         "inbound",

@@ -7,12 +7,15 @@ The body is a JSON object or a form (``application/x-www-form-urlencoded``), up 
 account secret (``flowlane hooks url`` prints the URL); a wrong or missing token gets a bare
 404, as if there were no such hook. A call with an ``Idempotency-Key`` (or ``X-Request-Id``)
 header seen before fires nothing and gets the first call's answer. The answer is
-``{"started": [instance ids]}``.
+``{"started": [instance ids]}``. A refused event is 422 with a fixed ``detail`` (the reason
+goes to the log, not to the caller); only a problem with one of the caller's own fields is
+named (``detail`` and ``field``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,12 +23,16 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from flowlane.core.errors import FlowlaneError
+from flowlane.core.errors import FlowlaneError, ValidationError
 from flowlane.services.inbound import hook_token_ok, receive_hook
 from flowlane.services.signing import account_secret
 
 MAX_BODY = 256 * 1024
 """Largest body a hook accepts, in bytes (larger: 413)."""
+
+REFUSED = "the event was refused"
+
+log = logging.getLogger("flowlane.hooks")
 
 router = APIRouter()
 
@@ -69,6 +76,16 @@ def _parse(content_type: str, body: bytes) -> dict[str, Any]:
     raise _BadBody(415, "send a JSON object or a form (application/x-www-form-urlencoded)")
 
 
+def _refusal(exc: FlowlaneError, data: dict[str, Any]) -> dict[str, Any]:
+    """What the caller learns of a refusal: a fixed text, and for a bad value of one of its
+    own fields (an object field checked against the type) that field and the problem;
+    nothing about the account's internals (processes, users, other objects)."""
+    name = exc.fields.get("field")
+    if isinstance(exc, ValidationError) and isinstance(name, str) and name in data:
+        return {"detail": str(exc), "field": name}
+    return {"detail": REFUSED}
+
+
 @router.post("/hooks/{key}")
 async def inbound_hook(key: str, request: Request) -> Response:
     container = request.app.state.container
@@ -90,5 +107,6 @@ async def inbound_hook(key: str, request: Request) -> Response:
     try:
         result = await run_in_threadpool(fire)
     except FlowlaneError as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        log.warning("hook %s: event refused: %s", key, exc)
+        return JSONResponse(_refusal(exc, data), status_code=422)
     return JSONResponse({"started": list(result.get("started", []))})

@@ -2,8 +2,9 @@
 
 ``GET`` shows the form (a link form: opening applies its ``on_open``); ``POST`` takes a
 submission (``application/x-www-form-urlencoded``, up to :data:`MAX_BODY` bytes, else 413)
-and shows the form's success text, or the form again with the visitor's values and an
-error per input (422; 429 when the address sent too many). There is no CSRF token: a public
+and shows the form's success text, or the form again with the visitor's values (hidden ones
+as posted, so the corrected form sends them again) and an error per input (422; 429 when the
+address sent too many). There is no CSRF token: a public
 form is protected by its honeypot input and the rate limit, a link form by its signed token.
 A link that cannot be used shows only "Oops, something went wrong" (404). The client address
 of the rate limit is ``request.client.host``.
@@ -12,6 +13,7 @@ of the rate limit is ``request.client.host``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -120,8 +122,12 @@ def _answer(
     if result.ok:
         return _message(view.title, result.message)
     values = {k: v for k, v in data.items() if k != view.honeypot}
+    # The hidden values came with the post (the query is not in the form's action): shown
+    # again as posted, so that the corrected form sends them once more.
+    hidden = {name: data.get(name, "")[: forms.MAX_VALUE] for name in view.hidden}
     status = 429 if result.rate_limited else 422
-    return _form_page(view, action, status=status, values=values, result=result)
+    shown = replace(view, hidden=hidden)
+    return _form_page(shown, action, status=status, values=values, result=result)
 
 
 @router.get("/forms/{key}", response_class=HTMLResponse)

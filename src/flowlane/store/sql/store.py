@@ -24,6 +24,7 @@ email messages get a ``deliver`` job in the same transaction (the outbox).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -61,6 +62,7 @@ from flowlane.model.form import FormSpec
 from flowlane.model.process import ProcessFile
 from flowlane.model.template import Template
 from flowlane.objects import ObjectType, Schema, load_type, type_spec
+from flowlane.store.auth import ApiTokenRecord, SessionRecord
 from flowlane.store.match import matcher
 from flowlane.store.records import (
     DeliveryRecord,
@@ -821,12 +823,22 @@ class SqlStore:
             )
 
     def add_form_submission(
-        self, form: str, address_hash: str, at: datetime, object_id: str | None
+        self,
+        form: str,
+        address_hash: str,
+        at: datetime,
+        object_id: str | None,
+        *,
+        accepted: bool = True,
     ) -> None:
         with self._txn() as tx:
             tx.conn.execute(
                 insert(t.form_submissions).values(
-                    form=form, address_hash=address_hash, at=at, object_id=object_id
+                    form=form,
+                    address_hash=address_hash,
+                    at=at,
+                    object_id=object_id,
+                    accepted=accepted,
                 )
             )
 
@@ -843,6 +855,26 @@ class SqlStore:
                         table.c.at >= since,
                     )
                 ).scalar_one()
+            )
+
+    def last_form_submission(self, object_id: str) -> datetime | None:
+        table = t.form_submissions
+        with self._query() as c:
+            last = c.execute(
+                select(func.max(table.c.at)).where(
+                    table.c.object_id == object_id, table.c.accepted.is_(True)
+                )
+            ).scalar_one()
+        return last if isinstance(last, datetime) else None  # max() keeps Timestamp
+
+    def lock_key(self, key: str) -> None:
+        if not self.pg:
+            return  # SQLite: BEGIN IMMEDIATE already runs one writer at a time
+        digest = hashlib.sha256(key.encode()).digest()
+        with self._txn() as tx:
+            tx.conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": int.from_bytes(digest[:8], "big", signed=True)},
             )
 
     def use_link(self, token_hash: str, object_id: str, at: datetime) -> bool:
@@ -863,6 +895,114 @@ class SqlStore:
                 select(table.c.token_hash).where(table.c.token_hash == token_hash)
             ).first()
         return found is not None
+
+    # ---- authentication ------------------------------------------------------------------
+
+    def put_session(self, session: SessionRecord) -> None:
+        with self._txn() as tx:
+            tx.conn.execute(
+                insert(t.auth_sessions).values(
+                    id_hash=session.id_hash,
+                    user_id=session.user_id,
+                    csrf=session.csrf,
+                    created_at=session.created_at,
+                    expires_at=session.expires_at,
+                )
+            )
+
+    def get_session(self, id_hash: str) -> SessionRecord | None:
+        s = t.auth_sessions
+        with self._query() as c:
+            row = c.execute(select(s).where(s.c.id_hash == id_hash)).first()
+        if row is None:
+            return None
+        return SessionRecord(row.id_hash, row.user_id, row.csrf, row.created_at, row.expires_at)
+
+    def delete_sessions(self, *, id_hash: str | None = None, user_id: str | None = None) -> int:
+        s = t.auth_sessions
+        where = [s.c.id_hash == id_hash] if id_hash is not None else []
+        if user_id is not None:
+            where.append(s.c.user_id == user_id)
+        if not where:
+            return 0
+        with self._txn() as tx:
+            return int(tx.conn.execute(delete(s).where(or_(*where))).rowcount or 0)
+
+    def put_api_token(self, token: ApiTokenRecord) -> None:
+        with self._txn() as tx:
+            tx.conn.execute(
+                insert(t.api_tokens).values(
+                    id=token.id,
+                    token_hash=token.token_hash,
+                    user_id=token.user_id,
+                    name=token.name,
+                    created_at=token.created_at,
+                    last_used_at=token.last_used_at,
+                    revoked_at=token.revoked_at,
+                )
+            )
+
+    @staticmethod
+    def _api_token(row: Row[Any]) -> ApiTokenRecord:
+        return ApiTokenRecord(
+            row.id,
+            row.token_hash,
+            row.user_id,
+            row.name,
+            row.created_at,
+            row.last_used_at,
+            row.revoked_at,
+        )
+
+    def get_api_token(
+        self, *, token_id: str | None = None, token_hash: str | None = None
+    ) -> ApiTokenRecord | None:
+        a = t.api_tokens
+        cond = a.c.id == token_id if token_id is not None else a.c.token_hash == token_hash
+        with self._query() as c:
+            row = c.execute(select(a).where(cond)).first()
+        return None if row is None else self._api_token(row)
+
+    def api_tokens(self, user_id: str | None = None) -> list[ApiTokenRecord]:
+        a = t.api_tokens
+        stmt = select(a).order_by(a.c.created_at, a.c.id)
+        if user_id is not None:
+            stmt = stmt.where(a.c.user_id == user_id)
+        with self._query() as c:
+            return [self._api_token(row) for row in c.execute(stmt)]
+
+    def revoke_api_token(self, token_id: str, at: datetime) -> bool:
+        a = t.api_tokens
+        with self._txn() as tx:
+            done = tx.conn.execute(
+                update(a).where(a.c.id == token_id, a.c.revoked_at.is_(None)).values(revoked_at=at)
+            )
+            return bool(done.rowcount)
+
+    def touch_api_token(self, token_id: str, at: datetime) -> None:
+        a = t.api_tokens
+        with self._txn() as tx:
+            tx.conn.execute(update(a).where(a.c.id == token_id).values(last_used_at=at))
+
+    def add_login_failure(self, key_hash: str, at: datetime) -> None:
+        with self._txn() as tx:
+            tx.conn.execute(insert(t.login_failures).values(key_hash=key_hash, at=at))
+
+    def count_login_failures(self, key_hash: str, since: datetime) -> int:
+        f = t.login_failures
+        with self._query() as c:
+            return int(
+                c.execute(
+                    select(func.count())
+                    .select_from(f)
+                    .where(f.c.key_hash == key_hash, f.c.at >= since)
+                ).scalar_one()
+            )
+
+    def clear_login_failures(self, key_hash: str) -> None:
+        f = t.login_failures
+        with self._txn() as tx:
+            tx.conn.execute(delete(f).where(f.c.key_hash == key_hash))
 
     def claim_inbound(self, key: str, at: datetime) -> dict[str, Any] | None:
         table = t.inbound_messages
@@ -1761,6 +1901,7 @@ class SqlStore:
             done = c.execute(
                 update(o)
                 .where(o.c.id == message_id, o.c.kind == "message", o.c.channel == "email")
+                .where(o.c.status.in_(("sent", "bounced")))  # a queued email was not sent
                 .values(status="bounced", last_error=reason[:2000])
             )
         return bool(done.rowcount)

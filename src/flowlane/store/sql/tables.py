@@ -293,7 +293,9 @@ sink_mails = Table(
     _at("stored_at"),
 )
 
-# Public form submissions, counted per form and address (a keyed hash) for the rate limit.
+# Public form submissions, counted per form and address (a keyed hash) for the rate limit:
+# accepted ones and refused ones (bad values), so that invalid posts count too.
+# ``object_id``: the object created or changed (an accepted one), for signed links' on_open.
 form_submissions = Table(
     "form_submissions",
     metadata,
@@ -302,7 +304,9 @@ form_submissions = Table(
     Column("address_hash", String(100), nullable=False),
     _at("at"),
     _id("object_id"),
+    Column("accepted", Boolean, nullable=False),
     Index(None, "form", "address_hash", "at"),
+    Index(None, "object_id"),
 )
 
 # Signed links submitted once (single use): a hash of the token, never the token itself.
@@ -412,4 +416,38 @@ task_counts = Table(
     _id("object_id", nullable=False),
     Column("count", Integer, nullable=False),
     PrimaryKeyConstraint("process", "block", "object_id"),
+)
+
+# Login sessions: ``id_hash`` is the SHA-256 of the cookie's value, never the value itself.
+auth_sessions = Table(
+    "auth_sessions",
+    metadata,
+    Column("id_hash", String(100), primary_key=True),
+    _name("user_id", nullable=False, index=True),
+    Column("csrf", String(100), nullable=False),
+    _at("created_at"),
+    _at("expires_at"),
+)
+
+# API tokens: ``token_hash`` is the SHA-256 of the secret; ``id`` is public.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id("id", primary_key=True),
+    Column("token_hash", String(100), nullable=False, unique=True),
+    _name("user_id", nullable=False, index=True),
+    _name("name", nullable=False),
+    _at("created_at"),
+    _at("last_used_at", nullable=True),
+    _at("revoked_at", nullable=True),
+)
+
+# Failed logins per key (a hash of email and address), counted for the login throttle.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("key_hash", String(100), nullable=False),
+    _at("at"),
+    Index(None, "key_hash", "at"),
 )

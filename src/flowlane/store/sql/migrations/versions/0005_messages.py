@@ -73,6 +73,7 @@ def _forms_and_links() -> None:
         sa.Column("address_hash", sa.String(100), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("object_id", sa.String(100)),
+        sa.Column("accepted", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_form_submissions"),
     )
     op.create_index(
@@ -80,6 +81,7 @@ def _forms_and_links() -> None:
         "form_submissions",
         ["form", "address_hash", "at"],
     )
+    op.create_index("ix_form_submissions_object_id", "form_submissions", ["object_id"])
     op.create_table(
         "used_links",
         sa.Column("token_hash", sa.String(100), nullable=False),
@@ -109,6 +111,7 @@ def downgrade() -> None:
     op.drop_table("inbound_messages")
     # ---- forms and links ----
     op.drop_table("used_links")
+    op.drop_index("ix_form_submissions_object_id", table_name="form_submissions")
     op.drop_index("ix_form_submissions_form_address_hash_at", table_name="form_submissions")
     op.drop_table("form_submissions")
     # ---- outgoing hooks ----
