@@ -48,6 +48,7 @@ bench: $(BENCH_VENV)/.installed $(STAMP)
 	$(BIN)/python bench/durable.py
 	$(BIN)/python bench/launch.py
 	$(BIN)/python bench/tasks.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

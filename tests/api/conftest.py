@@ -55,9 +55,10 @@ class Seeded:
     tokens: dict[str, str]
 
 
-def seed(url: str) -> Seeded:
-    """Deploy the recipe on ``url`` and make one user per role key with a token."""
-    recipe = load_valid_recipe(RECIPE)
+def seed(url: str, recipe_dir: Path = RECIPE) -> Seeded:
+    """Deploy the recipe (by default :data:`RECIPE`) on ``url`` and make one user per role
+    key with a token."""
+    recipe = load_valid_recipe(recipe_dir)
     store = open_durable(recipe, url)
     try:
         deploy(recipe, store)

@@ -245,7 +245,9 @@ def test_workers_reconnect_after_postgresql_restarts(recipe: Path) -> None:
             run = Run(recipe, url, sink, count)
             proc = run.worker("survivor")
             try:
-                time.sleep(0.5)
+                # Restart while it works: once it has sent its first email (a loaded machine
+                # may take seconds to start the process and install its signal handlers).
+                assert sink.wait_for(1, timeout=60), "the worker never started sending"
                 cluster.restart()
                 time.sleep(0.5)
                 cluster.restart()
@@ -254,8 +256,9 @@ def test_workers_reconnect_after_postgresql_restarts(recipe: Path) -> None:
                     pytest.fail(f"the worker died with the database: {err[-3000:]}")
             finally:
                 proc.send_signal(signal.SIGTERM)
-                assert proc.wait(timeout=30) == 0
+                code = proc.wait(timeout=30)
                 if proc.stderr:
                     proc.stderr.close()
+            assert code == 0
             _finish(run)
             _check(run, max_duplicates=2)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowlane.core.errors import NotFound, Refused, ValidationError
+from flowlane.core.errors import Forbidden, NotFound, Refused, ValidationError
 from flowlane.model.definition import Definition
 from flowlane.model.recipe import Recipe, load_recipe, parse_process
 from flowlane.model.yamlio import parse_text
@@ -262,11 +262,11 @@ def test_paging(account: Account) -> None:
 def test_only_the_person_or_an_admin_reads_and_marks_a_feed(account: Account) -> None:
     assert len(notify.inapp_for(account, "kate", by="olga").items) == 1  # the owner may
     for by in ("ivan", "sam", "anna"):
-        with pytest.raises(Refused, match=f"{by} .* may not read the in-app messages of kate"):
+        with pytest.raises(Forbidden, match=f"{by} .* may not read the in-app messages of kate"):
             notify.inapp_for(account, "kate", by=by)
-        with pytest.raises(Refused, match="may not read"):
+        with pytest.raises(Forbidden, match="may not read"):
             notify.unread_count(account, "kate", by=by)
-        with pytest.raises(Refused, match="may not mark"):
+        with pytest.raises(Forbidden, match="may not mark"):
             notify.mark_read(account, "kate", "all", by=by)
     with pytest.raises(Refused, match="'nobody' does not exist"):
         notify.inapp_for(account, "kate", by="nobody")

@@ -10,13 +10,26 @@ from flowlane.api import errors
 from flowlane.api.container import Container
 from flowlane.api.limits import DEFAULT_LIMITS, BodyLimit
 from flowlane.api.routes import auth, users
+from flowlane.api.routes import instances as instances_routes
+from flowlane.api.routes import messages as messages_routes
+from flowlane.api.routes import objects as objects_routes
+from flowlane.api.routes import processes as processes_routes
+from flowlane.api.routes import tasks as tasks_routes
 
 try:
     VERSION = version("flowlane")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     VERSION = "0"
 
-ROUTERS = (auth.router, users.router)
+ROUTERS = (
+    auth.router,
+    users.router,
+    objects_routes.router,
+    tasks_routes.router,
+    messages_routes.router,
+    processes_routes.router,
+    instances_routes.router,
+)
 """Every router of the API, in the order of the OpenAPI spec."""
 
 

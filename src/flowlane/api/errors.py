@@ -16,8 +16,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,8 +29,10 @@ from flowlane.core.errors import (
     Invalid,
     NotFound,
     Refused,
+    TooLarge,
     TooManyRequests,
     Unauthorized,
+    UnsupportedType,
     ValidationError,
 )
 
@@ -38,6 +41,8 @@ log = logging.getLogger("flowlane.api")
 PROBLEM_JSON = "application/problem+json"
 
 STATUS: dict[type[FlowlaneError], int] = {
+    TooLarge: 413,
+    UnsupportedType: 415,
     ValidationError: 422,
     Invalid: 422,
     NotFound: 404,
@@ -100,6 +105,26 @@ def validation_problem(exc: RequestValidationError) -> JSONResponse:
     return problem(422, detail, code="invalid_request", fields={"errors": errors})
 
 
+def http_problem(exc: StarletteHTTPException) -> JSONResponse:
+    code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    headers = dict(exc.headers or {})
+    return problem(exc.status_code, str(exc.detail), code=code, headers=headers)
+
+
+def install_outer(app: FastAPI, prefix: str) -> None:
+    """Make the HTTP errors the outer app ``app`` answers for paths under the API's mount
+    ``prefix`` problems too (the mount does not match every path: one with a newline)."""
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        if path == prefix or path.startswith(f"{prefix}/"):
+            return http_problem(exc)
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` and the last-resort 500 middleware."""
 
@@ -113,14 +138,41 @@ def install(app: FastAPI) -> None:
 
     async def on_http(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
-        headers = dict(exc.headers or {})
-        return problem(exc.status_code, str(exc.detail), code=code, headers=headers)
+        return http_problem(exc)
 
     app.add_exception_handler(FlowlaneError, on_flowlane)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_middleware(ServerErrors)
+    document_problems(app)
+
+
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def problem_media_types(spec: dict[str, Any]) -> dict[str, Any]:
+    """Declare problem responses as ``application/problem+json`` (what they are sent as):
+    FastAPI puts every ``model=Problem`` response under ``application/json``. In place."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                declared = content.get("application/json", {})
+                if declared.get("schema", {}).get("$ref") == PROBLEM_REF:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return spec
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI spec say problems are ``application/problem+json``."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return problem_media_types(make())  # idempotent: the spec is made once, then cached
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class ServerErrors:

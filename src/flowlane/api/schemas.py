@@ -83,10 +83,12 @@ class Strict(BaseModel):
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text}
     for code, text in (
+        (400, "A malformed request (say, a body that is not UTF-8 JSON)"),
         (401, "No valid credentials"),
         (403, "Not allowed to this person"),
         (404, "No such thing"),
         (409, "Refused in the current state"),
+        (413, "The request body is over the limit"),
         (422, "Invalid input"),
     )
 }

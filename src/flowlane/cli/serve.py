@@ -9,7 +9,6 @@ import threading
 from typing import Annotated
 
 import typer
-import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from flowlane.cli.durable import DbOption, RecipeArg
@@ -19,7 +18,6 @@ from flowlane.runtime.durable import deploy, load_valid_recipe, open_durable
 from flowlane.runtime.mail import SmtpSettings, mail_mode
 from flowlane.runtime.worker import Worker, WorkerSettings
 from flowlane.services.links import PUBLIC_URL_ENV
-from flowlane.web.app import Container, create_app
 
 log = logging.getLogger("flowlane.serve")
 
@@ -49,6 +47,11 @@ def serve_command(
 
     Email goes out over SMTP when FLOWLANE_SMTP_HOST is set; FLOWLANE_MAIL=sink stores it
     in the database instead."""
+    # Imported here: the web stack is heavy and no other command needs it.
+    import uvicorn
+
+    from flowlane.web.app import Container, create_app
+
     url = (public_url or f"http://{host}:{port}").rstrip("/")
     os.environ[PUBLIC_URL_ENV] = url  # the worker and every request sign links with it
     try:

@@ -61,6 +61,18 @@ class Invalid(Refused):
     code = "invalid"
 
 
+class TooLarge(Invalid):
+    """An upload over its size limit (``limit``: the largest size accepted, in bytes)."""
+
+    code = "too_large"
+
+
+class UnsupportedType(Invalid):
+    """An upload of a type that is not accepted (its extension, content type or content)."""
+
+    code = "unsupported_type"
+
+
 class Forbidden(Refused):
     """The person may not do this (their role or permissions do not allow it)."""
 

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from flowlane.core.errors import FlowlaneError, Refused, ValidationError
+from flowlane.core.errors import FlowlaneError, Invalid, NotFound, Refused, ValidationError
 from flowlane.model.definition import Definition
 from flowlane.model.recipe import Recipe, load_recipe
 from flowlane.model.segment import Filter
@@ -123,9 +123,11 @@ def mass_start(
     by: str | None = None,
     batch: int = MASS_START_BATCH,
     progress: Callable[[int, int], None] | None = None,
+    limit: int | None = None,
 ) -> list[str]:
     """Start ``process`` for every object matching ``where``, ``batch`` objects per
     transaction (each batch all or nothing; the objects are checked again under lock).
+    With ``limit``, more matching objects than that are refused before any starts.
 
     The database finds the objects; ``progress(done, total)`` is called after each batch.
     Returns the new instance ids. The objects are found with the checks of a batch (the
@@ -138,13 +140,20 @@ def mass_start(
     account = request_account(store)
     definition = store.definition(process)
     if definition is None:
-        raise ValidationError(f"process {process!r} is not deployed")
+        raise NotFound(f"process {process!r} is not deployed", process=process)
     ids: list[str] = []
 
     def find() -> None:
         ids[:] = account.mass_start_targets(process, where, vars_, by=by)
 
     account.attempt(find)
+    if limit is not None and len(ids) > limit:
+        raise Invalid(
+            f"{len(ids)} objects match: more than {limit} are started with the CLI "
+            "(flowlane start RECIPE PROCESS --where ...)",
+            matching=len(ids),
+            limit=limit,
+        )
     if progress is not None:
         progress(0, len(ids))
     started: list[str] = []

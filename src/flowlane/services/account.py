@@ -7,7 +7,7 @@ changes the store and runs the steps it set off to quiescence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -148,12 +148,30 @@ class Account:
     def staged_types(self) -> set[str]:
         return {k for k, t in self.store.schema.types.items() if t.stages}
 
+    def members_for(self, user_id: str | None) -> Callable[[str], Sequence[str]]:
+        """``users_of`` for the task rules when one person's rights are asked: answers
+        ``role:`` and ``group:`` selectors from that person's own record instead of listing
+        every user of the account (the rules only ask whether the person is among them)."""
+        rec = None if user_id is None else self.store.get_object(user_id)
+
+        def users_of(selector: str) -> Sequence[str]:
+            kind, _, value = selector.partition(":")
+            if rec is None or rec.type != "user" or user_id is None:
+                return []
+            if kind == "role":
+                return [user_id] if rec.data.get("role") == value else []
+            if kind == "group":
+                return [user_id] if value in (rec.data.get("groups") or []) else []
+            return self.store.users(selector)
+
+        return users_of
+
     def role_of(self, user_id: str | None) -> str | None:
         if user_id is None:
             return None
         rec = self.store.get_object(user_id)
         if rec is None or rec.type != "user":
-            raise Refused(f"user {user_id!r} does not exist")
+            raise NotFound(f"user {user_id!r} does not exist", user=user_id)
         return rec.data.get("role") or "client"
 
     def require_role(self, user_id: str | None, roles: tuple[str, ...], what: str) -> None:
@@ -352,9 +370,10 @@ class Account:
         """Processes marked as templates for this object type (offered for new processes)."""
         return admin.templates_for(self, object_type)
 
-    def restart(self, process: str, *, by: str | None) -> None:
+    def restart(self, process: str, *, by: str | None) -> admin.Restarted:
         """Stop the process's running instances, delete the tasks they created and forget
-        which objects entered; the process is left stopped (activate starts it again)."""
+        which objects entered; the process is left stopped (activate starts it again).
+        Returns the instances cancelled and the tasks deleted."""
         self.definition(process)
         permissions.require(self, by, "manage_processes", f"restart {process}")
         doomed = [
@@ -382,6 +401,7 @@ class Account:
         self.store.forget_entered(process)
         admin.stop_after_restart(self, process)
         self.runner.run()
+        return admin.Restarted(doomed, deleted)
 
     def cancel(self, process: str, object_id: str, *, by: str | None) -> None:
         permissions.require(self, by, "manage_processes", f"cancel {process}")
@@ -458,7 +478,10 @@ class Account:
             )
         return [st.id for st in planned]
 
-    def retry(self, instance_id: str) -> None:
+    def retry(self, instance_id: str, *, by: str | None) -> None:
+        """Run an instance stopped by an incident again (``manage_processes``; ``by=None``
+        is the system, e.g. the CLI)."""
+        permissions.require(self, by, "manage_processes", f"retry instance {instance_id}")
         state = self.store.get_instance(instance_id)
         if state is None or state.status != "incident":
             raise Refused(f"instance {instance_id} has no incident")
@@ -697,9 +720,15 @@ class Account:
             assignee=task.assignee,
             executors=settings.executors,
             supervisors=settings.supervisors,
-            users_of=self.store.users,
+            users_of=self.members_for(user_id),
         ):
             raise Forbidden(f"{user_id} may not {what} task {task.id} ({task.title!r})")
+
+    def check_actor(self, task: TaskRecord, user_id: str | None, what: str) -> None:
+        """Refuse with :class:`Forbidden` unless ``user_id`` may act on the task: staff need
+        ``work_with_tasks``, then assignee, executors, supervisors, admins and owners may
+        (:func:`~flowlane.engine.taskrules.may_act`); ``what`` names the action ("see")."""
+        self._check_actor(task, user_id, what)
 
     def _fresh(self, task: TaskRecord) -> TaskRecord:
         """The task as stored now, locked for this request (the caller's copy may be old).
@@ -724,11 +753,16 @@ class Account:
         self._check_instance(task)
         self._check_actor(task, by, "answer")
         if task.options and option is None:
-            raise Refused(f"an option is required: {', '.join(task.options)}")
+            raise Invalid(f"an option is required: {', '.join(task.options)}", field="option")
         if not task.options and option is not None:
-            raise Refused(f"task {task.id} has no options; {option!r} is not one")
+            raise Invalid(
+                f"option: task {task.id} has no options; {option!r} is not one", field="option"
+            )
         if option is not None and option not in task.options:
-            raise Refused(f"unknown option {option!r} (options: {', '.join(task.options)})")
+            raise Invalid(
+                f"option: unknown option {option!r} (options: {', '.join(task.options)})",
+                field="option",
+            )
         clean = self._task_fields(task, fields)
         task.closed = True
         task.status = "answered"
@@ -742,13 +776,15 @@ class Account:
     def _task_fields(self, task: TaskRecord, fields: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(fields) - set(task.fields))
         if unknown:
-            raise Refused(f"field {unknown[0]!r} does not exist on task {task.block}")
+            raise Invalid(
+                f"field {unknown[0]!r} does not exist on task {task.block}", field=unknown[0]
+            )
         out = {}
         for name, spec in task.fields.items():
             value = fields.get(name)
             if value is None:
                 if spec.get("required"):
-                    raise Refused(f"field {name!r} is required")
+                    raise Invalid(f"field {name!r} is required", field=name)
                 continue
             out[name] = self.coerce_field(name, spec, value)
         return out
@@ -772,7 +808,7 @@ class Account:
             user_id=by,
             assignee=task.assignee,
             comment=comment,
-            users_of=self.store.users,
+            users_of=self.members_for(by),
         )
         before = task.status
         task.status = to
@@ -807,7 +843,7 @@ class Account:
         """Comment on the task, with files (name, bytes) attached if given; the assignee
         and supervisors (else the owners) are notified."""
         if not text.strip() and not files:
-            raise Refused("a comment needs text")
+            raise Invalid("text: a comment needs text", field="text")
         task = self._fresh(task)
         self._check_actor(task, by, "comment on")
         added = taskwork.add_files(self, task, files or [], by)
@@ -873,9 +909,12 @@ class Account:
         self, task: TaskRecord, values: dict[str, Any], *, by: str | None
     ) -> dict[str, Any]:
         """Fill process variables from the task: coerced with their field types and kept
-        on the instance, where later blocks read them as ``vars.<name>``."""
+        on the instance, where later blocks read them as ``vars.<name>``. Staff fill them
+        (SCENARIOS S2: "fields that managers fill in"): a client may read, not fill, the
+        variables of an own task."""
         task = self._fresh(task)
         self._check_actor(task, by, "fill the variables of")
+        permissions.require(self, by, "work_with_tasks", f"fill the variables of task {task.id}")
         return taskwork.set_variables(self, task, values, by)
 
     def add_task(
@@ -994,7 +1033,7 @@ class Account:
                 assignee=None,
                 executors=(),
                 supervisors=settings.supervisors,
-                users_of=self.store.users,
+                users_of=self.members_for(by),
             ):
                 raise Forbidden(
                     f"{by} may not give back task {task.id}: it is assigned to {task.assignee} "

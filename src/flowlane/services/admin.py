@@ -51,6 +51,14 @@ class ProcessInfo:
     """When its latest instance started (None if it never ran)."""
 
 
+@dataclass(frozen=True)
+class Restarted:
+    """What a restart did: the instances it cancelled and the tasks it deleted."""
+
+    cancelled: list[str]
+    deleted_tasks: list[str]
+
+
 def status_of(account: Account, key: str) -> ProcessStatus:
     """The stored lifecycle, or the default: active, never (re)started."""
     return account.store.process_status(key) or ProcessStatus(key)
@@ -196,4 +204,4 @@ def templates_for(account: Account, object_type: str) -> list[ProcessInfo]:
     return out
 
 
-__all__ = ["ProcessInfo"]
+__all__ = ["ProcessInfo", "Restarted"]

@@ -22,8 +22,10 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "SinkMailView",
     "outbox",
+    "outbox_total",
     "sink_mail",
     "sink_mails",
+    "sink_total",
 ]
 
 DELIVERY_STATUSES = ("queued", "sent", "failed", "bounced")
@@ -41,24 +43,39 @@ def _page(page: int, size: int) -> tuple[int, int]:
     return (page - 1) * size, size
 
 
-def outbox(
-    account: Account, *, status: str | None = None, page: int = 1, size: int = 50
-) -> list[DeliveryRecord]:
-    """Messages processes sent, newest first, with ``status``, ``attempts``, ``last_error``
-    and ``sent_at``; only those with ``status`` (one of :data:`DELIVERY_STATUSES`) if given."""
+def _status(status: str | None) -> None:
     if status is not None and status not in DELIVERY_STATUSES:
         raise Refused(
             f"status must be one of {', '.join(DELIVERY_STATUSES)}, not {status!r}",
             parameter="status",
         )
+
+
+def outbox(
+    account: Account, *, status: str | None = None, page: int = 1, size: int = 50
+) -> list[DeliveryRecord]:
+    """Messages processes sent, newest first, with ``status``, ``attempts``, ``last_error``
+    and ``sent_at``; only those with ``status`` (one of :data:`DELIVERY_STATUSES`) if given."""
+    _status(status)
     offset, limit = _page(page, size)
     return account.store.deliveries(status=status, offset=offset, limit=limit)
+
+
+def outbox_total(account: Account, *, status: str | None = None) -> int:
+    """How many messages :func:`outbox` lists over all its pages."""
+    _status(status)
+    return account.store.count_deliveries(status)
 
 
 def sink_mails(account: Account, *, page: int = 1, size: int = 50) -> list[SinkMail]:
     """The emails the mail sink stored, newest first (``raw`` is the whole MIME text)."""
     offset, limit = _page(page, size)
     return account.store.sink_mails(offset=offset, limit=limit)
+
+
+def sink_total(account: Account) -> int:
+    """How many emails the mail sink holds."""
+    return account.store.count_sink_mails()
 
 
 @dataclass(frozen=True)

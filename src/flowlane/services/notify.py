@@ -6,8 +6,10 @@ their task). A notification is one outbox row: it is emailed to the person's add
 shown in the app from the same row, which carries the in-app read state (``read_at``), so
 scenario ``notifications`` expectations count it once.
 
-A person reads only their own feed; admins and owners may read (and mark) anyone's.
-``by=None`` is the system itself (no check), as elsewhere in the services.
+A person reads only their own feed; those who may ``read_messages`` (admins and owners,
+:mod:`flowlane.services.permissions`) may read (and mark) anyone's; others are refused with
+:class:`~flowlane.core.errors.Forbidden`. ``by=None`` is the system itself (no check), as
+elsewhere in the services.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
-from flowlane.core.errors import NotFound, Refused, ValidationError
-from flowlane.services.account import ADMIN_ROLES, Account
+from flowlane.core.errors import NotFound, ValidationError
+from flowlane.services import permissions
+from flowlane.services.account import Account
 from flowlane.store.records import MessageRecord
 
 __all__ = ["MAX_PAGE_SIZE", "InappPage", "inapp_for", "mark_read", "unread_count"]
@@ -43,9 +46,7 @@ def _check_reader(account: Account, user_id: str, by: str | None, what: str) -> 
         raise NotFound(f"user {user_id!r} does not exist")
     if by is None or by == user_id:
         return
-    role = account.role_of(by)
-    if role not in ADMIN_ROLES:
-        raise Refused(f"{by} ({role}) may not {what} the in-app messages of {user_id}")
+    permissions.require(account, by, "read_messages", f"{what} the in-app messages of {user_id}")
 
 
 def inapp_for(

@@ -28,22 +28,33 @@ ACTIONS: dict[str, str] = {
     "manage_types": "define object types, dictionaries and groups",
     "manage_users": "create users, change roles, permissions, groups; anyone's API tokens",
     "start_processes": "start a process on an object, mass start",
+    "see_processes": "see processes, their versions, instances, traces and incidents",
     "work_with_objects": "create and change objects, move them between stages",
     "work_with_tasks": "answer, claim, comment on tasks and change their status",
     "see_users": "list the users of the account",
+    "see_objects": "see every object (others see the objects linked to them: own cabinet)",
     "own_cabinet": "own profile, own tasks, own API tokens",
+    "read_messages": "the outbox with its delivery state, the mail sink, webhook URLs",
 }
 """Every action, with what it covers."""
 
 _ALL = frozenset(ACTIONS)
 _MANAGER = frozenset(
-    {"start_processes", "work_with_objects", "work_with_tasks", "see_users", "own_cabinet"}
+    {
+        "start_processes",
+        "see_processes",
+        "work_with_objects",
+        "work_with_tasks",
+        "see_users",
+        "see_objects",
+        "own_cabinet",
+    }
 )
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "owner": _ALL,
     "admin": _ALL,
     "manager": _MANAGER,
-    "employee": frozenset({"see_users", "own_cabinet"}),
+    "employee": frozenset({"see_users", "see_objects", "see_processes", "own_cabinet"}),
     "client": frozenset({"own_cabinet"}),
 }
 """What each role may do without extra permissions."""

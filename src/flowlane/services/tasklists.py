@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from flowlane.core.errors import Forbidden, Refused
+from flowlane.core.errors import Forbidden, Invalid, Refused
 from flowlane.engine.taskrules import STAFF_ADMIN_ROLES, may_act
 from flowlane.model.process import ForEachBlock, ProcessFile, SubprocessBlock, TaskSettings
 from flowlane.services.launch import condition_scope
@@ -60,7 +60,7 @@ def _is_executor(acc: Account, user_id: str, settings: TaskSettings) -> bool:
         assignee=None,
         executors=settings.executors,
         supervisors=(),
-        users_of=acc.store.users,
+        users_of=acc.members_for(user_id),
     )
 
 
@@ -71,7 +71,7 @@ def _is_supervisor(acc: Account, user_id: str, settings: TaskSettings) -> bool:
         assignee=None,
         executors=(),
         supervisors=settings.supervisors,
-        users_of=acc.store.users,
+        users_of=acc.members_for(user_id),
     )
 
 
@@ -196,12 +196,14 @@ def task_query(
     created_to: datetime | None = None,
 ) -> TaskQuery:
     if unassigned and assignee is not None:
-        raise Refused("assignee: give a person or ask for unassigned tasks, not both")
+        raise Invalid(
+            "assignee: give a person or ask for unassigned tasks, not both", parameter="assignee"
+        )
     for name, moment in (("created_from", created_from), ("created_to", created_to)):
         if moment is not None and moment.tzinfo is None:
-            raise Refused(f"{name} must have a time zone offset")
+            raise Invalid(f"{name} must have a time zone offset", parameter=name)
     if created_from is not None and created_to is not None and created_to < created_from:
-        raise Refused("created_to must not be before created_from")
+        raise Invalid("created_to must not be before created_from", parameter="created_to")
     return TaskQuery(
         process=process,
         status=status,
@@ -227,7 +229,9 @@ def process_tasks(
     assert query.process is not None
     check_supervisor(acc, query.process, by, "list the tasks")
     if sort not in TASK_SORTS:
-        raise Refused(f"sort must be one of {', '.join(TASK_SORTS)}, not {sort!r}")
+        raise Invalid(
+            f"sort must be one of {', '.join(TASK_SORTS)}, not {sort!r}", parameter="sort"
+        )
     offset, limit = _page(page, size)
     tasks, total = acc.store.task_page(
         query, sort=sort, descending=descending, offset=offset, limit=limit

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
 from flowlane.core.duration import parse_duration
-from flowlane.core.errors import Forbidden, Refused
+from flowlane.core.errors import Forbidden, Invalid, Refused, TooLarge, UnsupportedType
 from flowlane.engine.state import InstanceState
 from flowlane.engine.step import NO_SETTINGS
 from flowlane.engine.taskrules import may_act
@@ -98,31 +98,41 @@ def check_file(
     """The file's name (its last path part) and content type; refused naming the limit."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
     if not name or name in (".", "..") or any(ord(c) < 32 for c in name):
-        raise Refused(f"attachment {filename[:40]!r}: not a usable file name")
+        raise Invalid(f"attachment {filename[:40]!r}: not a usable file name", field="file")
     if len(name) > MAX_FILE_NAME:
-        raise Refused(f"attachment {name[:40]!r}: the name is over {MAX_FILE_NAME} characters")
+        raise Invalid(
+            f"attachment {name[:40]!r}: the name is over {MAX_FILE_NAME} characters", field="file"
+        )
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     allowed = ", ".join(sorted(limits.types))
     if ext not in limits.types:
         what = f"type .{ext}" if ext else "a file without an extension"
-        raise Refused(f"attachment {name!r}: {what} is not allowed (allowed: {allowed})")
+        raise UnsupportedType(
+            f"attachment {name!r}: {what} is not allowed (allowed: {allowed})", field="file"
+        )
     if not content:
-        raise Refused(f"attachment {name!r}: the file is empty")
+        raise Invalid(f"attachment {name!r}: the file is empty", field="file")
     if len(content) > limits.max_bytes:
-        raise Refused(
+        raise TooLarge(
             f"attachment {name!r}: {_size(len(content))} is over the size limit of "
-            f"{_size(limits.max_bytes)}"
+            f"{_size(limits.max_bytes)}",
+            field="file",
+            limit=limits.max_bytes,
         )
     expected = limits.types[ext]
     if content_type is not None and content_type.split(";")[0].strip().lower() != expected:
-        raise Refused(
-            f"attachment {name!r}: content type {content_type!r} does not match .{ext} ({expected})"
+        raise UnsupportedType(
+            f"attachment {name!r}: content type {content_type!r} does not match "
+            f".{ext} ({expected})",
+            field="file",
         )
     if content.startswith(EXECUTABLE):
-        raise Refused(f"attachment {name!r}: programs are not allowed")
+        raise UnsupportedType(f"attachment {name!r}: programs are not allowed", field="file")
     signatures = SIGNATURES.get(ext)
     if signatures and not content.startswith(signatures):
-        raise Refused(f"attachment {name!r}: the content is not a .{ext} file")
+        raise UnsupportedType(
+            f"attachment {name!r}: the content is not a .{ext} file", field="file"
+        )
     return name, expected
 
 
@@ -256,7 +266,7 @@ def add_task(
         assignee=None,
         executors=settings.executors,
         supervisors=settings.supervisors,
-        users_of=account.store.users,
+        users_of=account.members_for(by),
     ):
         raise Forbidden(
             f"{by} may not add tasks to {process} (its executors, supervisors, admins, owners)"

@@ -30,6 +30,7 @@ from flowlane.store.records import (
     TaskQuery,
     TaskRecord,
     TimerRecord,
+    VersionInfo,
 )
 
 CONFLICT_SQLSTATES = ("40P01", "40001")
@@ -90,6 +91,10 @@ class Store(World, Protocol):
         """Keys of every deployed process, sorted."""
         ...
 
+    def process_versions(self, key: str) -> list[VersionInfo]:
+        """Every version of the process, oldest first (none when it is not deployed)."""
+        ...
+
     # ---- ids ---------------------------------------------------------------------------------
 
     def new_instance_id(self) -> str: ...
@@ -109,6 +114,23 @@ class Store(World, Protocol):
         ...
 
     def children_of(self, parent_ids: set[str]) -> list[InstanceState]: ...
+
+    def find_instances(
+        self,
+        *,
+        process: str | None = None,
+        object_id: str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[InstanceState], int]:
+        """A page of the instances matching every filter given, newest first, and how many
+        match in all."""
+        ...
+
+    def instance_counts(self, process: str) -> dict[tuple[int, str], int]:
+        """How many instances of the process there are per (version, status)."""
+        ...
 
     def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> bool:
         """Record what the instance waits on; True if one of the objects changed since this
@@ -464,6 +486,10 @@ class Store(World, Protocol):
         first; only those with ``status`` when it is given."""
         ...
 
+    def count_deliveries(self, status: str | None = None) -> int:
+        """How many messages :meth:`deliveries` lists in all (with ``status`` if given)."""
+        ...
+
     def mark_bounced(self, message_id: str, reason: str) -> bool:
         """Mark the sent email with outbox id ``message_id`` (:attr:`MessageRecord.id`,
         carried in the ``X-Flowlane-Outbox`` header; its signed Message-ID is derived from
@@ -479,6 +505,10 @@ class Store(World, Protocol):
 
     def sink_mails(self, *, offset: int = 0, limit: int = 50) -> list[SinkMail]:
         """The sink's mails, newest first."""
+        ...
+
+    def count_sink_mails(self) -> int:
+        """How many mails the sink holds."""
         ...
 
     def sink_mail(self, mail_id: int) -> SinkMail | None: ...
@@ -523,6 +553,13 @@ class Store(World, Protocol):
     def add_history(self, line: dict[str, Any]) -> None: ...
 
     def history(self, instance_id: str | None = None) -> Iterator[dict[str, Any]]: ...
+
+    def history_page(
+        self, instance_id: str, offset: int = 0, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the instance's history lines (as :meth:`history` gives them), oldest
+        first, and how many it has in all."""
+        ...
 
 
 __all__ = ["Store"]

@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,7 @@ from flowlane.store.records import (
     TaskQuery,
     TaskRecord,
     TimerRecord,
+    VersionInfo,
 )
 
 DEFAULT_TZ = "Europe/Moscow"
@@ -51,6 +52,8 @@ class MemoryStore:
     templates: dict[str, Template] = field(default_factory=dict)
     forms: dict[str, FormSpec] = field(default_factory=dict)
     versions: dict[str, list[Definition]] = field(default_factory=dict)
+    deployed_at: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    """When each (process, version) was deployed."""
     objects: dict[str, ObjectRecord] = field(default_factory=dict)
     instances: dict[str, InstanceState] = field(default_factory=dict)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
@@ -146,6 +149,7 @@ class MemoryStore:
             definition.spec, version=len(versions) + 1, source=definition.source
         )
         versions.append(version)
+        self.deployed_at[(version.key, version.version)] = datetime.now(UTC)
         return version
 
     def version(self, key: str, version: int) -> Definition:
@@ -153,6 +157,12 @@ class MemoryStore:
 
     def process_keys(self) -> list[str]:
         return sorted(self.versions)
+
+    def process_versions(self, key: str) -> list[VersionInfo]:
+        return [
+            VersionInfo(key, d.version, self.deployed_at.get((key, d.version)), d.source)
+            for d in self.versions.get(key, [])
+        ]
 
     # ---- instances ------------------------------------------------------------------------
 
@@ -183,6 +193,31 @@ class MemoryStore:
 
     def children_of(self, parent_ids: set[str]) -> list[InstanceState]:
         return [st for st in self.instances.values() if st.parent and st.parent["id"] in parent_ids]
+
+    def find_instances(
+        self,
+        *,
+        process: str | None = None,
+        object_id: str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[InstanceState], int]:
+        found = [
+            st
+            for st in reversed(self.instances.values())
+            if (process is None or st.process == process)
+            and (object_id is None or st.object_id == object_id)
+            and (status is None or st.status == status)
+        ]
+        return found[offset : offset + limit], len(found)
+
+    def instance_counts(self, process: str) -> dict[tuple[int, str], int]:
+        out: dict[tuple[int, str], int] = {}
+        for st in self.instances.values():
+            if st.process == process:
+                out[(st.version, st.status)] = out.get((st.version, st.status), 0) + 1
+        return out
 
     def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> bool:
         for oid in self.subscribed.get(instance_id, ()):
@@ -568,6 +603,13 @@ class MemoryStore:
             )
         return found[offset : offset + limit]
 
+    def count_deliveries(self, status: str | None = None) -> int:
+        return sum(
+            1
+            for m in self.outbox
+            if status is None or ("bounced" if m.id in self.bounced else m.status) == status
+        )
+
     def mark_bounced(self, message_id: str, reason: str) -> bool:
         if not any(
             m.id == message_id and m.channel == "email" and m.status == "sent" for m in self.outbox
@@ -584,6 +626,9 @@ class MemoryStore:
 
     def sink_mails(self, *, offset: int = 0, limit: int = 50) -> list[SinkMail]:
         return [replace(m) for m in reversed(self.sink)][offset : offset + limit]
+
+    def count_sink_mails(self) -> int:
+        return len(self.sink)
 
     def sink_mail(self, mail_id: int) -> SinkMail | None:
         found = [m for m in self.sink if m.id == mail_id]
@@ -653,6 +698,12 @@ class MemoryStore:
         for line in self.history_lines:
             if instance_id is None or line.get("instance") == instance_id:
                 yield line
+
+    def history_page(
+        self, instance_id: str, offset: int = 0, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        lines = list(self.history(instance_id))
+        return lines[offset : offset + limit], len(lines)
 
     # ---- savepoints -----------------------------------------------------------------------
 

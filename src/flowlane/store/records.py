@@ -197,6 +197,16 @@ class IncidentRecord:
     resolved: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One deployed version of a process: when it was deployed and from which file."""
+
+    key: str
+    version: int
+    deployed_at: datetime | None
+    source: str
+
+
 __all__ = [
     "PRIORITY_RANKS",
     "TASK_SORTS",
@@ -211,4 +221,5 @@ __all__ = [
     "TaskQuery",
     "TaskRecord",
     "TimerRecord",
+    "VersionInfo",
 ]

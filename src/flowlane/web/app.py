@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from flowlane.api import errors
 from flowlane.api.app import create_api
 from flowlane.api.container import Container
 from flowlane.web import hooks, public
@@ -24,4 +25,5 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(public.router)
     app.mount(API_PREFIX, create_api(container))
+    errors.install_outer(app, API_PREFIX)  # paths the mount does not match: problems too
     return app

@@ -75,6 +75,7 @@ from flowlane.store.records import (
     TaskQuery,
     TaskRecord,
     TimerRecord,
+    VersionInfo,
 )
 from flowlane.store.sql import tables as t
 from flowlane.store.sql.bulk import BulkWriter
@@ -553,6 +554,24 @@ class SqlStore:
     def process_keys(self) -> list[str]:
         return sorted(self._latest_versions())
 
+    def process_versions(self, key: str) -> list[VersionInfo]:
+        pv = t.process_versions.c
+        with self._use() as c:
+            rows = c.execute(
+                select(pv.version, pv.deployed_at, pv.source)
+                .where(pv.key == key)
+                .order_by(pv.version)
+            ).all()
+        return [
+            VersionInfo(
+                key,
+                int(r.version),
+                r.deployed_at.astimezone(self.tz) if r.deployed_at is not None else None,
+                r.source or "",
+            )
+            for r in rows
+        ]
+
     # ---- ids ---------------------------------------------------------------------------------
 
     def new_instance_id(self) -> str:
@@ -622,6 +641,54 @@ class SqlStore:
         if not parent_ids:
             return []
         return self._instances(t.instances.c.parent_id.in_(sorted(parent_ids)))
+
+    def find_instances(
+        self,
+        *,
+        process: str | None = None,
+        object_id: str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[InstanceState], int]:
+        ic = t.instances.c
+        where = [
+            column == value
+            for column, value in (
+                (ic.process, process),
+                (ic.object_id, object_id),
+                (ic.status, status),
+            )
+            if value is not None
+        ]
+        with self._query() as c, self._txn() as tx:
+            total = int(
+                c.execute(select(func.count()).select_from(t.instances).where(*where)).scalar_one()
+            )
+            rows = c.execute(
+                select(ic.id, ic.state)
+                .where(*where)
+                .order_by(ic.seq.desc())
+                .offset(offset)
+                .limit(limit)
+            ).all()
+            out = []
+            for row in rows:
+                state = tx.instances.get(row.id)
+                if state is None:
+                    state = tx.instances[row.id] = from_dict(row.state)
+                out.append(state)
+        return out, total
+
+    def instance_counts(self, process: str) -> dict[tuple[int, str], int]:
+        ic = t.instances.c
+        with self._query() as c:
+            rows = c.execute(
+                select(ic.version, ic.status, func.count())
+                .where(ic.process == process)
+                .group_by(ic.version, ic.status)
+            ).all()
+        return {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
 
     def subscribe(self, instance_id: str, object_ids: tuple[str, ...]) -> bool:
         """Record what the instance waits on. On PostgreSQL the objects are locked FOR SHARE
@@ -1895,6 +1962,14 @@ class SqlStore:
             for r in rows
         ]
 
+    def count_deliveries(self, status: str | None = None) -> int:
+        o = t.outbox
+        stmt = select(func.count()).select_from(o).where(o.c.kind == "message")
+        if status is not None:
+            stmt = stmt.where(o.c.status == status)
+        with self._query() as c:
+            return int(c.execute(stmt).scalar_one())
+
     def mark_bounced(self, message_id: str, reason: str) -> bool:
         o = t.outbox
         with self._query() as c:
@@ -1935,6 +2010,10 @@ class SqlStore:
         with self._query() as c:
             rows = c.execute(select(s).order_by(s.c.id.desc()).offset(offset).limit(limit)).all()
         return [self._sink_mail(r) for r in rows]
+
+    def count_sink_mails(self) -> int:
+        with self._query() as c:
+            return int(c.execute(select(func.count()).select_from(t.sink_mails)).scalar_one())
 
     def sink_mail(self, mail_id: int) -> SinkMail | None:
         s = t.sink_mails
@@ -2061,6 +2140,35 @@ class SqlStore:
                 "event": r.event,
                 "details": decode_value(r.details),
             }
+
+    def history_page(
+        self, instance_id: str, offset: int = 0, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        h = t.history.c
+        with self._query() as c:
+            total = int(
+                c.execute(
+                    select(func.count()).select_from(t.history).where(h.instance_id == instance_id)
+                ).scalar_one()
+            )
+            rows = c.execute(
+                select(t.history)
+                .where(h.instance_id == instance_id)
+                .order_by(h.id)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        return [
+            {
+                "time": r.at.astimezone(self.tz).isoformat(),
+                "instance": r.instance_id,
+                "process": r.process,
+                "block": r.block,
+                "event": r.event,
+                "details": decode_value(r.details),
+            }
+            for r in rows
+        ], total
 
 
 _REWRITE_OBJECT = (
