@@ -52,13 +52,15 @@ def _wire() -> None:
     from flowlane.cli.serve import serve_command
     from flowlane.cli.webhooks import webhooks_app
 
-    app.command("serve", help="Serve forms, signed links and hooks with a worker.")(serve_command)
+    app.command("serve", help="Serve the API, forms, signed links and hooks with a worker.")(
+        serve_command
+    )
 
     app.add_typer(webhooks_app, name="webhooks", help="Outgoing webhooks: the signing secret.")
     from flowlane.cli.tokens import token_app, user_app
 
     app.add_typer(token_app, name="token", help="API tokens: create one for a user.")
-    app.add_typer(user_app, name="user", help="Users: set a password.")
+    app.add_typer(user_app, name="user", help="Users: create one, set a password.")
 
 
 @app.command("simulate")

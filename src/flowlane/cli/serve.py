@@ -1,5 +1,5 @@
-"""``flowlane serve``: the HTTP server (public forms, signed links, inbound hooks) with an
-embedded worker, on SQLite by default."""
+"""``flowlane serve``: the HTTP server (REST API, public forms, signed links, inbound hooks)
+with an embedded worker, on SQLite by default."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def serve_command(
         bool, typer.Option("--deploy/--no-deploy", help="Deploy the recipe first")
     ] = True,
 ) -> None:
-    """Serve public forms (/forms/KEY), signed links (/l/TOKEN) and inbound webhooks
-    (/hooks/KEY) with an embedded worker, until Ctrl-C.
+    """Serve the REST API (/api/v1), public forms (/forms/KEY), signed links (/l/TOKEN)
+    and inbound webhooks (/hooks/KEY) with an embedded worker, until Ctrl-C.
 
     Email goes out over SMTP when FLOWLANE_SMTP_HOST is set; FLOWLANE_MAIL=sink stores it
     in the database instead."""
