@@ -7,52 +7,20 @@ PostgreSQL, like ``test_contract.py``; looks only at what the protocol returns.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
+from tests.store import test_contract as contract
+from tests.store.test_contract import AT, Boom
 
-from flowlane.model.recipe import Recipe, load_recipe
 from flowlane.store.base import Store
-from flowlane.store.memory import MemoryStore
 from flowlane.store.records import MessageRecord, SinkMail
-from flowlane.store.sql import JobQueue, SqlStore, open_store
+from flowlane.store.sql import JobQueue, SqlStore
 
-TZ = ZoneInfo("Europe/Moscow")
-AT = datetime(2024, 5, 1, 10, 0, tzinfo=TZ)
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "order-processing"
-
-
-class Boom(Exception):
-    """Raised inside a transaction to make it roll back."""
-
-
-@pytest.fixture(scope="module")
-def recipe() -> Recipe:
-    return load_recipe(RECIPE)
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, recipe: Recipe, tmp_path: Path) -> Iterator[Store]:
-    assert recipe.schema is not None
-    schema = copy.deepcopy(recipe.schema)
-    opened: Store
-    if request.param == "memory":
-        opened = MemoryStore(schema, tz=TZ)
-    elif request.param == "sqlite":
-        opened = open_store(f"sqlite:///{tmp_path}/x.db", schema, tz=TZ, reset=True)
-    else:
-        url = request.getfixturevalue("pg_database")
-        opened = open_store(url, schema, tz=TZ, reset=True)
-    try:
-        yield opened
-    finally:
-        opened.close()
+store = contract.store
+recipe = contract.recipe
 
 
 def _sent(store: Store, *ids: str) -> None:
