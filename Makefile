@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck imports pytest bench clean dovecot
+.PHONY: run test lint typecheck imports pytest bench clean dovecot assets chromium screenshots
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -12,7 +12,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The browser libraries of the web UI (bpmn-js, htmx 2, SortableJS, Chart.js), from npm.
+ASSETS := node_modules/.installed
+$(ASSETS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(ASSETS)
+assets: $(ASSETS)
+
+# Debian's chromium for the browser tests (Playwright drives it; never `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -q && \
+		apt-get install -y -q --no-install-recommends chromium; }
+
+run: $(STAMP) $(ASSETS)
 	$(BIN)/flowlane demo
 
 lint: $(STAMP)
@@ -31,7 +43,7 @@ dovecot:
 	@command -v dovecot >/dev/null 2>&1 || { apt-get update -q && \
 		apt-get install -y -q --no-install-recommends dovecot-imapd openssl; }
 
-pytest: $(STAMP) dovecot
+pytest: $(STAMP) $(ASSETS) dovecot chromium
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term:skip-covered
 
 test: lint typecheck imports pytest
@@ -51,4 +63,4 @@ bench: $(BENCH_VENV)/.installed $(STAMP)
 	$(BIN)/python bench/api.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(BENCH_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage
