@@ -3,11 +3,13 @@
 * :mod:`.common` — the page environment, the logged-in person (:data:`UiDep`), rendering,
   CSRF, errors as pages or htmx fragments, gettext per request;
 * :mod:`.session` — login, logout, language, home;
-* :mod:`.work` — inbox, task page, task kanban, client cabinet, incidents, outbox / mail sink;
+* :mod:`.work` — inbox, task page, task kanban by status, client cabinet;
+* :mod:`.ops` — incidents with retry, outbox / mail sink, in-app notifications;
 * :mod:`.objects` — object lists with the condition builder and mass start, object cards,
   kanban by stage, dictionaries;
-* :mod:`.processes` — process list, admin tabs (General, Process = the designer, Variables,
-  Tasks, Statistics).
+* :mod:`.processes` — process list, admin tabs (General, Variables, Tasks, Statistics);
+* :mod:`.designer` — the Process tab: the bpmn-js designer (palette, properties, validation,
+  normalize, save as a new version, templates, test run with its trace on the diagram).
 
 Browser libraries (htmx, bpmn-js, SortableJS, Chart.js) are served from their npm ``dist``
 folders under ``/static/vendor/``; flowlane's own CSS and JS under ``/static/flowlane/``.
@@ -22,11 +24,18 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from flowlane.api.container import Container
-from flowlane.web.ui import objects, processes, session, work
+from flowlane.web.ui import designer, objects, ops, processes, session, work
 from flowlane.web.ui.common import VENDOR_DIRS, VENDOR_FILES, install_handlers, node_modules
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-ROUTERS = (session.router, work.router, objects.router, processes.router)
+ROUTERS = (
+    session.router,
+    work.router,
+    ops.router,
+    objects.router,
+    processes.router,
+    designer.router,
+)
 
 
 def mount_ui(app: FastAPI, container: Container) -> None:
