@@ -1,7 +1,6 @@
-"""``flowlane demo``: simulate a recipe's scenarios and print their traces readably.
-
-The scenarios run on the durable store, in the SQLite file ``flowlane-demo.db`` by default
-(emptied before each scenario, so the file holds the last one afterwards), or in memory.
+"""``flowlane demo``: install the demo account and serve the web UI with it
+(:func:`install_and_serve`); or, with ``--simulate RECIPE``, simulate a recipe's scenarios
+and print their traces readably (:func:`run_demo`, in memory or on a database).
 """
 
 from __future__ import annotations
@@ -111,3 +110,58 @@ def run_demo(recipe_dir: Path, console: Console | None = None, db: str | None = 
     where = f"the database {db} (it holds the last scenario)" if db else "memory"
     console.print(f"[dim]ran on {escape(where)}[/dim]")
     return worst
+
+
+# ---- the demo account ----------------------------------------------------------------------
+
+
+def install_and_serve(
+    db: str, *, host: str, port: int, reset: bool, serve: bool, console: Console | None = None
+) -> int:
+    """Install the demo account on ``db`` (when it is not there yet) and serve the UI."""
+    import os
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from flowlane.core.errors import FlowlaneError
+    from flowlane.runtime.demo import DEMO_PASSWORD, demo_recipe, install_demo
+    from flowlane.runtime.durable import open_durable
+
+    console = console or Console()
+    if not os.environ.get("FLOWLANE_SMTP_HOST"):
+        os.environ.setdefault("FLOWLANE_MAIL", "sink")
+    try:
+        recipe = demo_recipe()
+        store = open_durable(recipe, db, reset=reset)
+        done = install_demo(recipe, store)
+    except (FlowlaneError, SQLAlchemyError) as exc:
+        console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        return 1
+    url = f"http://{host}:{port}"
+    table = Table(title="Log in as", show_lines=False)
+    table.add_column("email")
+    table.add_column("role")
+    table.add_column("name")
+    for email, role, name in done.logins:
+        table.add_row(email, role, name)
+    console.print(table)
+    console.print(f"password for everyone: [bold]{DEMO_PASSWORD}[/bold]")
+    console.print(
+        "demo account installed" if done.installed else "demo account found: kept as it is",
+        f"in {escape(db)} (start afresh with --reset)",
+    )
+    if not serve:
+        store.close()
+        return 0
+    from flowlane.cli.serve import serve_until_stopped
+
+    serve_until_stopped(
+        recipe,
+        store,
+        db,
+        host=host,
+        port=port,
+        url=url,
+        banner=f"flowlane demo: open {url} (Ctrl-C stops)",
+    )
+    return 0

@@ -116,17 +116,41 @@ def simulate_command(
 
 @app.command("demo")
 def demo_command(
-    recipe: Annotated[Path, typer.Option(help="Recipe folder")] = Path("recipes/order-processing"),
     db: Annotated[
-        str,
-        typer.Option(help="Database the scenarios run on; the demo empties it first"),
-    ] = "sqlite:///flowlane-demo.db",
-    memory: Annotated[bool, typer.Option(help="Run in memory instead")] = False,
+        str | None,
+        typer.Option(
+            help="Database of the demo account, kept between runs (default "
+            "sqlite:///flowlane-demo.db); with --simulate: run there instead of in memory"
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on")] = 8000,
+    reset: Annotated[
+        bool, typer.Option(help="Empty the database first and install the demo anew")
+    ] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the UI after installing")
+    ] = True,
+    simulate_recipe: Annotated[
+        Path | None,
+        typer.Option(
+            "--simulate",
+            help="Instead: simulate this recipe's scenarios in memory and print their traces",
+        ),
+    ] = None,
 ) -> None:
-    """Simulate the order recipe's scenarios on SQLite and print their traces readably."""
-    from flowlane.cli.demo import run_demo
+    """Install the demo account (recipes order-processing, homework and events with people
+    and sample data) and serve the web UI with it, until Ctrl-C. Emails go to the mail sink
+    (Outbox → Mail sink) unless FLOWLANE_SMTP_HOST is set."""
+    if simulate_recipe is not None:
+        from flowlane.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(recipe, db=None if memory else db))
+        raise typer.Exit(run_demo(simulate_recipe, db=db))
+    from flowlane.cli.demo import DEMO_DB, install_and_serve
+
+    raise typer.Exit(
+        install_and_serve(db or DEMO_DB, host=host, port=port, reset=reset, serve=serve)
+    )
 
 
 _wire()

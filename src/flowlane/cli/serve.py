@@ -1,5 +1,5 @@
-"""``flowlane serve``: the HTTP server (REST API, public forms, signed links, inbound hooks)
-with an embedded worker, on SQLite by default."""
+"""``flowlane serve``: the HTTP server (web UI, REST API, public forms, signed links, inbound
+hooks) with an embedded worker, on SQLite by default."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from flowlane.runtime.durable import deploy, load_valid_recipe, open_durable
 from flowlane.runtime.mail import SmtpSettings, mail_mode
 from flowlane.runtime.worker import Worker, WorkerSettings
 from flowlane.services.links import PUBLIC_URL_ENV
+from flowlane.store.sql.store import SqlStore
 
 log = logging.getLogger("flowlane.serve")
 
@@ -42,29 +43,59 @@ def serve_command(
         bool, typer.Option("--deploy/--no-deploy", help="Deploy the recipe first")
     ] = True,
 ) -> None:
-    """Serve the REST API (/api/v1), public forms (/forms/KEY), signed links (/l/TOKEN)
-    and inbound webhooks (/hooks/KEY) with an embedded worker, until Ctrl-C.
+    """Serve the web UI (/), the REST API (/api/v1), public forms (/forms/KEY), signed links
+    (/l/TOKEN) and inbound webhooks (/hooks/KEY) with an embedded worker, until Ctrl-C.
 
     Email goes out over SMTP when FLOWLANE_SMTP_HOST is set; FLOWLANE_MAIL=sink stores it
     in the database instead."""
-    # Imported here: the web stack is heavy and no other command needs it.
-    import uvicorn
-
-    from flowlane.web.app import Container, create_app
-
     url = (public_url or f"http://{host}:{port}").rstrip("/")
-    os.environ[PUBLIC_URL_ENV] = url  # the worker and every request sign links with it
     try:
         loaded = load_valid_recipe(recipe)
         store = open_durable(loaded, db)
         if do_deploy:
             for d in deploy(loaded, store):
                 typer.echo(f"deployed {d.key} version {d.version}")
-        background = _start_worker(loaded, db) if worker else None
     except (FlowlaneError, SQLAlchemyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"flowlane serves {recipe} at {url}")
+    serve_until_stopped(
+        loaded,
+        store,
+        db,
+        host=host,
+        port=port,
+        url=url,
+        worker=worker,
+        banner=f"flowlane serves {recipe} at {url}",
+    )
+
+
+def serve_until_stopped(
+    recipe: Recipe,
+    store: SqlStore,
+    db: str | None,
+    *,
+    host: str,
+    port: int,
+    url: str,
+    worker: bool = True,
+    banner: str | None = None,
+) -> None:
+    """Serve the app (UI, API, forms, links, hooks) over ``store`` with an embedded worker on
+    its own store, until Ctrl-C; closes ``store`` at the end."""
+    # Imported here: the web stack is heavy and no other command needs it.
+    import uvicorn
+
+    from flowlane.web.app import Container, create_app
+
+    os.environ[PUBLIC_URL_ENV] = url  # the worker and every request sign links with it
+    try:
+        background = _start_worker(recipe, db) if worker else None
+    except (FlowlaneError, SQLAlchemyError) as exc:
+        store.close()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(banner or f"flowlane serves at {url}")
     try:
         uvicorn.run(
             create_app(Container(store=store, public_url=url)),

@@ -164,3 +164,85 @@ def load_recipe(root: Path | str) -> Recipe:
         _load_process(recipe, path)
     _load_extras(recipe)
     return recipe
+
+
+def _merge_objects(
+    parts: list[tuple[Path, dict[str, Any]]],
+) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """One objects.yaml from several: types side by side (a type defined differently by two
+    recipes is a problem), dictionaries' values joined, groups joined."""
+    types: dict[str, Any] = {}
+    where: dict[str, Path] = {}
+    dictionaries: dict[str, list[str]] = {}
+    groups: list[str] = []
+    problems: list[Diagnostic] = []
+    for path, data in parts:
+        for key, spec in (data.get("types") or {}).items():
+            if key in types and types[key] != spec:
+                problems.append(
+                    Diagnostic(str(path), f"types.{key}", f"defined differently in {where[key]}")
+                )
+                continue
+            types[key], where[key] = spec, path
+        for key, values in (data.get("dictionaries") or {}).items():
+            known = dictionaries.setdefault(key, [])
+            known += [v for v in values or [] if v not in known]
+        groups += [g for g in data.get("groups") or [] if g not in groups]
+    return {"types": types, "dictionaries": dictionaries, "groups": groups}, problems
+
+
+def merge_recipes(roots: list[Path]) -> Recipe:
+    """Several recipe folders as one account's recipe (the demo installs several): their
+    objects.yaml merged, processes, templates and forms side by side. A process key, template
+    or form name used by two recipes, or a type defined differently, is a problem naming both
+    files. The merged recipe's root is the first folder."""
+    merged = Recipe(root=roots[0], meta=None, schema=None)
+    parts: list[tuple[Path, dict[str, Any]]] = []
+    origin: dict[str, str] = {}
+    for root in roots:
+        recipe = load_recipe(root)
+        merged.problems += recipe.problems
+        path = recipe.root / "objects.yaml"
+        if path.exists():
+            try:
+                parts.append((path, load_file(path) or {}))
+            except ValidationError as exc:
+                merged.problems.append(file_problem(path, exc))
+        for key, spec in recipe.processes.items():
+            if key in merged.processes:
+                merged.problems.append(
+                    Diagnostic(
+                        recipe.sources[key],
+                        "",
+                        f"process key {key!r} is used by {merged.sources[key]} too",
+                    )
+                )
+                continue
+            merged.processes[key] = spec
+            merged.sources[key] = recipe.sources[key]
+            merged.raw[key] = recipe.raw[key]
+        for name, template in recipe.templates.items():
+            if _taken(merged, origin, f"template {name!r}", str(root)):
+                continue
+            merged.templates[name] = template
+        for name, form in recipe.forms.items():
+            if _taken(merged, origin, f"form {name!r}", str(root)):
+                continue
+            merged.forms[name] = form
+        merged.form_sources.update(recipe.form_sources)
+    data, problems = _merge_objects(parts)
+    merged.problems += problems
+    try:
+        merged.schema = build_schema(data, source="objects.yaml (merged)")
+    except FlowlaneError as exc:
+        merged.problems += _schema_problems("objects.yaml (merged)", exc)
+    return merged
+
+
+def _taken(merged: Recipe, origin: dict[str, str], what: str, root: str) -> bool:
+    """Whether ``what`` (a template or form) came with an earlier recipe (a problem)."""
+    if what in origin:
+        merged.problems.append(Diagnostic(root, "", f"{what} is in {origin[what]} too"))
+        return True
+    origin[what] = root
+    return False

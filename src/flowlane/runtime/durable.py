@@ -63,10 +63,11 @@ def load_valid_recipe(path: Path | str) -> Recipe:
     return recipe
 
 
-def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
+def open_durable(recipe: Recipe, db: str | None, *, reset: bool = False) -> SqlStore:
     """A store on ``db`` (created or upgraded first) with the recipe's templates, and the
     account's stored object types over the recipe's (a type not deployed yet comes from the
-    recipe). Opening writes nothing: :func:`deploy` stores the recipe's objects.yaml."""
+    recipe). Opening writes nothing (``reset``: deletes everything stored first):
+    :func:`deploy` stores the recipe's objects.yaml."""
     assert recipe.schema is not None
     return open_store(
         db,
@@ -75,6 +76,7 @@ def open_durable(recipe: Recipe, db: str | None) -> SqlStore:
         templates=dict(recipe.templates),
         forms=dict(recipe.forms),
         id_block=ID_BLOCK,
+        reset=reset,
     )
 
 

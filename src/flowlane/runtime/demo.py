@@ -1,0 +1,211 @@
+"""The demo account ``flowlane demo`` installs: several recipes in one account with people and
+sample data, so that a newcomer who runs ``make run`` sees a living account.
+
+:func:`install_demo` deploys the merged recipes and, on an empty database, adds the people
+(an owner, an admin, two sales managers, clients) and objects in many states: orders (new
+ones enter ``new-order`` and wait for payment, others paid, cancelled, in work), events at
+every stage with registrations, homework handed out to clients. Everything goes through the
+services, as a person would do it, so the processes start and run as they would for real.
+Installing again on a database that has the demo's owner changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flowlane.core.errors import ValidationError
+from flowlane.model.recipe import Recipe, merge_recipes
+from flowlane.model.validate import validate_recipe
+from flowlane.runtime.durable import deploy, request_account
+from flowlane.services.account import Account
+from flowlane.store.sql.store import SqlStore
+
+DEMO_RECIPES = ("order-processing", "homework", "events")
+"""The recipes the demo account runs (folders under ``recipes/``)."""
+DEMO_PASSWORD = "flowlane-demo"
+"""Every demo person's password (printed by ``flowlane demo``)."""
+DOMAIN = "demo.flowlane.dev"
+
+PEOPLE: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("olga", {"name": "Olga Owner", "role": "owner"}),
+    ("adam", {"name": "Adam Admin", "role": "admin"}),
+    ("maria", {"name": "Maria Sokolova", "role": "manager", "groups": ["sales"]}),
+    ("boris", {"name": "Boris Ivanov", "role": "manager", "groups": ["sales"]}),
+    (
+        "anna",
+        {
+            "name": "Anna Petrova",
+            "role": "client",
+            "phone": "+79161234567",
+            "groups": ["with-homework"],
+        },
+    ),
+    (
+        "pavel",
+        {
+            "name": "Pavel Smirnov",
+            "role": "client",
+            "phone": "+79031112233",
+            "groups": ["with-homework"],
+        },
+    ),
+    ("kira", {"name": "Kira Lebedeva", "role": "client", "groups": ["with-homework"]}),
+    ("ivan", {"name": "Ivan Kuznetsov", "role": "client", "phone": "+79265554433"}),
+)
+"""Demo people: id -> fields (emails are ``<id>@demo.flowlane.dev``)."""
+
+
+@dataclass
+class DemoAccount:
+    """What :func:`install_demo` did: whether it added the sample data, and who may log in."""
+
+    installed: bool
+    logins: list[tuple[str, str, str]] = field(default_factory=list)
+    """(email, role, name) of every demo person."""
+
+
+def recipes_folder() -> Path:
+    """``recipes/`` of the source tree (``make run`` runs there), else of the working folder."""
+    here = Path(__file__).resolve().parents[3] / "recipes"
+    return here if here.is_dir() else Path("recipes")
+
+
+def demo_recipe(folders: list[Path] | None = None) -> Recipe:
+    """The demo's recipes merged into one, refused with every error when invalid."""
+    roots = folders or [recipes_folder() / name for name in DEMO_RECIPES]
+    recipe = merge_recipes(roots)
+    errors = [p for p in recipe.problems + validate_recipe(recipe) if p.severity == "error"]
+    if errors:
+        raise ValidationError("\n".join(str(p) for p in errors))
+    return recipe
+
+
+def _email(uid: str) -> str:
+    return f"{uid}@{DOMAIN}"
+
+
+def logins() -> list[tuple[str, str, str]]:
+    return [(_email(uid), str(data["role"]), str(data["name"])) for uid, data in PEOPLE]
+
+
+def install_demo(recipe: Recipe, store: SqlStore, data: Path | None = None) -> DemoAccount:
+    """Deploy the recipe and, when the demo's owner is not there yet, the sample data."""
+    deploy(recipe, store)
+    acc = request_account(store, data)
+    with store.transaction():
+        present = store.get_object("olga") is not None
+    if present:
+        return DemoAccount(False, logins())
+    acc.attempt(lambda: _people(acc))
+    if "new-order" in recipe.processes:
+        acc.attempt(lambda: _orders(acc))
+    if "homework" in recipe.processes:
+        acc.attempt(lambda: _homework(acc))
+    if "intake" in recipe.processes:
+        acc.attempt(lambda: _events(acc))
+    return DemoAccount(True, logins())
+
+
+def _people(acc: Account) -> None:
+    for uid, data in PEOPLE:
+        fields = {**data, "email": _email(uid), "password": DEMO_PASSWORD}
+        acc.create_object("user", fields, object_id=uid)
+
+
+ORDERS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("A-1001", {"client": "anna", "amount": 12000, "status": "new"}),
+    ("A-1002", {"client": "pavel", "amount": 4900, "status": "new"}),
+    ("A-1003", {"client": "kira", "amount": 29900, "status": "new"}),
+    ("A-1004", {"client": "ivan", "amount": 7500, "status": "new", "paid_amount": 2500}),
+    ("A-0995", {"client": "anna", "amount": 3900, "status": "paid", "paid_amount": 3900}),
+    (
+        "A-0996",
+        {
+            "client": "pavel",
+            "amount": 15000,
+            "status": "cancelled",
+            "cancel_reason": "too_expensive",
+        },
+    ),
+    ("A-0997", {"client": "ivan", "amount": 8900, "status": "in_work", "manager": "maria"}),
+    (
+        "A-0998",
+        {"client": "kira", "amount": 5400, "status": "awaiting_payment", "manager": "boris"},
+    ),
+)
+
+
+def _orders(acc: Account) -> None:
+    for number, data in ORDERS:
+        acc.create_object("order", {"number": number, **data}, object_id=number.lower())
+
+
+HOMEWORK = (
+    ("anna", "Funnels", "Draw the sales funnel of your own school and mark where people leave."),
+    ("pavel", "Landing page", "Write the first screen of a landing page for your course."),
+    ("kira", "Email chain", "Plan three welcome emails for new students."),
+)
+
+
+def _homework(acc: Account) -> None:
+    for uid, topic, text in HOMEWORK:
+        acc.start("homework", uid, {"topic": topic, "homework": text}, by="olga")
+
+
+def _events(acc: Account) -> None:
+    now = acc.now
+    day = timedelta(days=1)
+
+    def at(days: int, hour: int) -> str:
+        moment: datetime = (now + days * day).astimezone(acc.store.tz)
+        return moment.replace(hour=hour, minute=0, second=0, microsecond=0).isoformat()
+
+    events = (
+        ("spring-meetup", "Spring meetup for course authors", "offline", 12, "Main st. 1, Moscow"),
+        ("webinar-funnels", "Webinar: funnels that sell", "online", 5, None),
+        ("open-day", "Open day at the studio", "hybrid", 20, "Studio, Tverskaya 7"),
+        ("launch-stream", "Product launch stream", "online", 30, None),
+    )
+    for eid, title, kind, days, address in events:
+        fields: dict[str, Any] = {
+            "title": title,
+            "kind": kind,
+            "start": at(days, 18),
+            "end": at(days, 20),
+            "seats": 40,
+            "responsible": "maria",
+        }
+        if address:
+            fields["address"] = address
+        if kind != "offline" and eid != "launch-stream":  # the stream has no link yet
+            fields["online_link"] = f"https://meet.example/{eid}"
+        acc.create_object("event", fields, object_id=eid)  # intake: to preparation
+    for eid in ("spring-meetup", "webinar-funnels"):
+        acc.move_stage(eid, "registration", by="maria")
+    guests = (
+        ("anna", "Anna Petrova", "spring-meetup", "waiting"),
+        ("pavel", "Pavel Smirnov", "spring-meetup", "waiting"),
+        ("kira", "Kira Lebedeva", "spring-meetup", "new"),
+        ("ivan", "Ivan Kuznetsov", "webinar-funnels", "waiting"),
+    )
+    titles = {e[0]: e[1] for e in events}
+    counts: dict[str, int] = {}
+    for n, (uid, name, eid, stage) in enumerate(guests, start=1):
+        title = titles[eid]
+        counts[eid] = counts.get(eid, 0) + 1
+        acc.create_object(
+            "registration",
+            {
+                "event": eid,
+                "name": name,
+                "email": _email(uid),
+                "event_title": title,
+                "stage": stage,
+            },
+            object_id=f"reg-{n}",
+        )
+    for eid, count in counts.items():
+        acc.update_object(eid, {"registrations": count})
