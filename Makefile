@@ -28,8 +28,8 @@ run: $(STAMP) $(ASSETS)
 	$(BIN)/flowlane demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -47,6 +47,10 @@ pytest: $(STAMP) $(ASSETS) dovecot chromium
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term:skip-covered
 
 test: lint typecheck imports pytest
+
+# Pictures of the main pages for the README (docs/screenshots/), from the demo account.
+screenshots: $(STAMP) $(ASSETS) chromium
+	$(BIN)/python tools/screenshots.py
 
 BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.installed: pyproject.toml
