@@ -20,6 +20,27 @@ from tests.support import RunScenario, write_recipe
 from flowlane.runtime.simulate import Database, SimResult, simulate
 
 
+@pytest.fixture(autouse=True)
+def _environment_unchanged() -> Iterator[None]:
+    """No test leaves the process environment changed: later tests start workers and servers
+    as subprocesses that inherit it (a leaked FLOWLANE_MAIL=sink once kept every later
+    fault test's worker from sending). Tests that need a variable use ``monkeypatch``."""
+    import os
+
+    own = "PYTEST_CURRENT_TEST"  # pytest sets it for each phase
+    before = {k: v for k, v in os.environ.items() if k != own}
+    yield
+    after = {k: v for k, v in os.environ.items() if k != own}
+    if after != before:
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        for key in changed:
+            if key in before:
+                os.environ[key] = before[key]
+            else:
+                os.environ.pop(key, None)
+        pytest.fail(f"the test changed the environment: {', '.join(changed)}")
+
+
 @pytest.fixture
 def run_scenario(tmp_path: Path) -> RunScenario:
     """``run_scenario(processes, scenario, objects=..., templates=...)`` -> SimResult.

@@ -126,10 +126,11 @@ def install_and_serve(
     from flowlane.core.errors import FlowlaneError
     from flowlane.runtime.demo import DEMO_PASSWORD, demo_recipe, install_demo
     from flowlane.runtime.durable import open_durable
+    from flowlane.runtime.mail import MailMode
 
     console = console or Console()
-    if not os.environ.get("FLOWLANE_SMTP_HOST"):
-        os.environ.setdefault("FLOWLANE_MAIL", "sink")
+    # Without an SMTP server the demo keeps its emails in the mail sink (the Outbox page).
+    default_mail: MailMode = "smtp" if os.environ.get("FLOWLANE_SMTP_HOST") else "sink"
     try:
         recipe = demo_recipe()
         store = open_durable(recipe, db, reset=reset)
@@ -163,5 +164,6 @@ def install_and_serve(
         port=port,
         url=url,
         banner=f"flowlane demo: open {url} (Ctrl-C stops)",
+        default_mail=default_mail,
     )
     return 0

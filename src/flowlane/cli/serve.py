@@ -15,7 +15,7 @@ from flowlane.cli.durable import DbOption, RecipeArg
 from flowlane.core.errors import FlowlaneError
 from flowlane.model.recipe import Recipe
 from flowlane.runtime.durable import deploy, load_valid_recipe, open_durable
-from flowlane.runtime.mail import SmtpSettings, mail_mode
+from flowlane.runtime.mail import MailMode, SmtpSettings, mail_mode
 from flowlane.runtime.worker import Worker, WorkerSettings
 from flowlane.services.links import PUBLIC_URL_ENV
 from flowlane.store.sql.store import SqlStore
@@ -80,9 +80,11 @@ def serve_until_stopped(
     url: str,
     worker: bool = True,
     banner: str | None = None,
+    default_mail: MailMode = "smtp",
 ) -> None:
     """Serve the app (UI, API, forms, links, hooks) over ``store`` with an embedded worker on
-    its own store, until Ctrl-C; closes ``store`` at the end."""
+    its own store, until Ctrl-C; closes ``store`` at the end. ``default_mail`` is the mail
+    mode when ``FLOWLANE_MAIL`` is not set."""
     # Imported here: the web stack is heavy and no other command needs it.
     import uvicorn
 
@@ -90,7 +92,7 @@ def serve_until_stopped(
 
     os.environ[PUBLIC_URL_ENV] = url  # the worker and every request sign links with it
     try:
-        background = _start_worker(recipe, db) if worker else None
+        background = _start_worker(recipe, db, default_mail) if worker else None
     except (FlowlaneError, SQLAlchemyError) as exc:
         store.close()
         typer.echo(f"error: {exc}", err=True)
@@ -110,10 +112,12 @@ def serve_until_stopped(
         store.close()
 
 
-def _start_worker(recipe: Recipe, db: str | None) -> tuple[Worker, threading.Thread]:
+def _start_worker(
+    recipe: Recipe, db: str | None, default_mail: MailMode
+) -> tuple[Worker, threading.Thread]:
     """A worker on its own store and thread; it stops when its ``stopping`` is set."""
+    mail = mail_mode(os.environ, default=default_mail)
     store = open_durable(recipe, db)
-    mail = mail_mode(os.environ)
     smtp = (
         SmtpSettings.from_env(os.environ)
         if os.environ.get("FLOWLANE_SMTP_HOST") or mail == "sink"
