@@ -399,6 +399,10 @@ REQUESTS: dict[str, Factory] = {
     "GET /processes/{key}": _get("/processes/homework"),
     "GET /processes/{key}/versions": _get("/processes/homework/versions"),
     "GET /processes/{key}/versions/{number}": _get("/processes/homework/versions/1"),
+    "GET /processes/{key}/bpmn": _get("/processes/homework/bpmn?version=1"),
+    "POST /processes/layout": lambda ids: Req(
+        "POST", "/processes/layout", content=NEW_PROCESS, content_type="text/yaml"
+    ),
     "GET /processes/{key}/forecast": _get("/processes/welcome-order/forecast"),
     "GET /processes/{key}/templates": _get("/processes/welcome-order/templates"),
     "POST /processes/{key}/approve": _post("/processes/refund-approval/approve"),
@@ -515,6 +519,8 @@ POST /processes/validate                             Y   Y   Y   Y   Y  403 401
 GET /processes/{key}                                 Y   Y   Y   Y   Y  403 401
 GET /processes/{key}/versions                        Y   Y   Y   Y   Y  403 401
 GET /processes/{key}/versions/{number}               Y   Y   Y   Y   Y  403 401
+GET /processes/{key}/bpmn                            Y   Y   Y   Y   Y  403 401
+POST /processes/layout                               Y   Y   Y   Y   Y  403 401
 GET /processes/{key}/forecast                        Y   Y   Y   Y   Y  403 401
 GET /processes/{key}/templates                       Y   Y   Y   Y   Y  403 401
 POST /processes/{key}/approve                        Y   Y  403 403 403 403 401

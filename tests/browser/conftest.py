@@ -201,3 +201,13 @@ def login(page: Page, live: Live, role: str, password: str = PASSWORD) -> None:
     page.fill("#password", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
+
+
+def htmx_settled(page: Page) -> None:
+    """Wait until htmx has no request in flight and has settled what it swapped in: htmx 2
+    wires up new content (its hx- attributes) only when it settles, 20 ms after the swap; a
+    test acting inside that window would act on elements that do nothing yet."""
+    page.wait_for_function(
+        "() => !document.querySelector("
+        "'.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )

@@ -34,7 +34,8 @@ def _extracted() -> dict[str, str]:
         for filename, lineno, message, _comments, _ctx in extract_from_dir(
             folder, method_map, options_map=options, keywords=KEYWORDS
         ):
-            ids = message if isinstance(message, tuple) else (message,)
+            # A plural message is keyed by its singular msgid (its plural is msgid_plural).
+            ids = message[:1] if isinstance(message, tuple) else (message,)
             for msgid in ids:
                 if msgid:
                     found.setdefault(msgid, f"{folder.name}/{filename}:{lineno}")

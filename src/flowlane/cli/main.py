@@ -61,6 +61,9 @@ def _wire() -> None:
 
     app.add_typer(token_app, name="token", help="API tokens: create one for a user.")
     app.add_typer(user_app, name="user", help="Users: create one, set a password.")
+    from flowlane.cli.bpmn import bpmn_app
+
+    app.add_typer(bpmn_app, name="bpmn", help="Process files as BPMN diagrams and back.")
 
 
 @app.command("simulate")

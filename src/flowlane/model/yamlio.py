@@ -79,12 +79,13 @@ def load_file(path: Path | str) -> Any:
     return parse_text(text, source=str(p))
 
 
-def dump_yaml(data: Any) -> str:
-    """Render plain data as YAML 1.2 text."""
+def dump_yaml(data: Any, *, sort_keys: bool = True) -> str:
+    """Render plain data as YAML 1.2 text (``sort_keys=False``: mappings in their order)."""
     import io
 
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = False
+    y.representer.sort_base_mapping_type_on_output = sort_keys
     buf = io.StringIO()
     y.dump(data, buf)
     return buf.getvalue()

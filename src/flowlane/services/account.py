@@ -1057,6 +1057,7 @@ class Account:
         object_id: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        block: str | None = None,
     ) -> int:
         """Give the matching tasks (open ones unless a status is named) to ``to`` (None:
         nobody) in one set-based change; the filters are those of :meth:`task_statistics`.
@@ -1072,6 +1073,7 @@ class Account:
             object_id=object_id,
             created_from=created_from,
             created_to=created_to,
+            block=block,
         )
 
     # ---- task lists and statistics ---------------------------------------------------------
@@ -1093,6 +1095,7 @@ class Account:
         open_only: bool = False,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        block: str | None = None,
         sort: str = "created_at",
         descending: bool = False,
         page: int = 1,
@@ -1110,6 +1113,7 @@ class Account:
             open_only=open_only,
             created_from=created_from,
             created_to=created_to,
+            block=block,
         )
         return tasklists.process_tasks(
             self, query, sort=sort, descending=descending, page=page, size=size, by=by
@@ -1132,6 +1136,7 @@ class Account:
         open_only: bool = False,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        block: str | None = None,
         by: str | None = None,
     ) -> tasklists.TaskStatistics:
         """Tasks per manager × status × creation day (account zone), with totals."""
@@ -1145,5 +1150,6 @@ class Account:
             open_only=open_only,
             created_from=created_from,
             created_to=created_to,
+            block=block,
         )
         return tasklists.statistics(self, query, by=by)

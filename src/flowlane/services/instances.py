@@ -206,11 +206,14 @@ def retry(acc: Account, instance_id: str, *, by: str | None) -> InstanceView:
 
 
 def cancel(acc: Account, instance_id: str, *, by: str | None) -> InstanceView:
-    """Cancel a running instance (or one stopped by an incident) by hand."""
+    """Cancel a running instance (or one stopped by an incident) by hand; its open incident
+    is closed with it (nothing is left to retry)."""
     state = _state(acc, instance_id)
     permissions.require(acc, by, "manage_processes", f"cancel instance {instance_id}")
     if state.status not in ("running", "incident"):
         raise Refused(f"instance {instance_id} is {state.status}: only a running one is cancelled")
+    if state.status == "incident":
+        acc.store.resolve_incidents(instance_id)
     acc.runner.step(instance_id, ev.InstanceCancelled("cancelled by hand"))
     acc.runner.run()
     return view(acc, _state(acc, instance_id))

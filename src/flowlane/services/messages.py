@@ -18,10 +18,13 @@ from flowlane.services.account import Account
 from flowlane.store.records import DeliveryRecord, SinkMail
 
 __all__ = [
+    "CHANNELS",
     "DELIVERY_STATUSES",
     "MAX_PAGE_SIZE",
+    "OutboxMessage",
     "SinkMailView",
     "outbox",
+    "outbox_message",
     "outbox_total",
     "sink_mail",
     "sink_mails",
@@ -31,6 +34,9 @@ __all__ = [
 DELIVERY_STATUSES = ("queued", "sent", "failed", "bounced")
 """``queued``: not handed over yet (retries under way); ``sent``; ``failed``: refused for good
 or out of retries; ``bounced``: a bounce came back after it was sent."""
+
+CHANNELS = ("email", "inapp", "webhook")
+"""The channels a message block sends on."""
 
 MAX_PAGE_SIZE = 200
 
@@ -51,20 +57,56 @@ def _status(status: str | None) -> None:
         )
 
 
+def _channel(channel: str | None) -> None:
+    if channel is not None and channel not in CHANNELS:
+        raise Refused(
+            f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}",
+            parameter="channel",
+        )
+
+
 def outbox(
-    account: Account, *, status: str | None = None, page: int = 1, size: int = 50
+    account: Account,
+    *,
+    status: str | None = None,
+    page: int = 1,
+    size: int = 50,
+    channel: str | None = None,
 ) -> list[DeliveryRecord]:
     """Messages processes sent, newest first, with ``status``, ``attempts``, ``last_error``
-    and ``sent_at``; only those with ``status`` (one of :data:`DELIVERY_STATUSES`) if given."""
+    and ``sent_at``; only those with ``status`` (one of :data:`DELIVERY_STATUSES`) and of
+    ``channel`` (one of :data:`CHANNELS`) if given."""
     _status(status)
+    _channel(channel)
     offset, limit = _page(page, size)
-    return account.store.deliveries(status=status, offset=offset, limit=limit)
+    return account.store.deliveries(status=status, channel=channel, offset=offset, limit=limit)
 
 
-def outbox_total(account: Account, *, status: str | None = None) -> int:
+def outbox_total(account: Account, *, status: str | None = None, channel: str | None = None) -> int:
     """How many messages :func:`outbox` lists over all its pages."""
     _status(status)
-    return account.store.count_deliveries(status)
+    _channel(channel)
+    return account.store.count_deliveries(status, channel)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One message of the outbox: its delivery state and what was sent (``body``: the text
+    as rendered; ``task_id``: the task a reply comments on; ``read_at``: read in the app)."""
+
+    delivery: DeliveryRecord
+    body: str
+    task_id: str | None
+    read_at: datetime | None
+
+
+def outbox_message(account: Account, message_id: str) -> OutboxMessage:
+    """The outbox message ``message_id`` with its body and delivery state."""
+    found = account.store.deliveries(ids=[message_id], limit=1)
+    message = account.store.outbox_message(message_id)
+    if not found or message is None:
+        raise NotFound(f"no message {message_id!r} in the outbox", message_id=message_id)
+    return OutboxMessage(found[0], message.body, message.task_id, message.read_at)
 
 
 def sink_mails(account: Account, *, page: int = 1, size: int = 50) -> list[SinkMail]:

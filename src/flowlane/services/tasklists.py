@@ -194,6 +194,7 @@ def task_query(
     open_only: bool = False,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    block: str | None = None,
 ) -> TaskQuery:
     if unassigned and assignee is not None:
         raise Invalid(
@@ -213,6 +214,7 @@ def task_query(
         open_only=open_only,
         created_from=created_from,
         created_to=created_to,
+        block=block,
     )
 
 
@@ -293,6 +295,7 @@ def reassign(
     object_id: str | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    block: str | None = None,
 ) -> int:
     """Give the process's matching tasks to ``to`` (None: nobody) in one set-based store
     call; admins, owners and the process's supervisors may. Filters: the tasks of ``from_``
@@ -319,6 +322,7 @@ def reassign(
         open_only=status is None,
         created_from=created_from,
         created_to=created_to,
+        block=block,
     )
     entry = {"at": acc.now, "by": by, "what": "reassigned", "to": to}
     return acc.store.reassign_tasks(query, to, entry)

@@ -7,7 +7,8 @@
 * :func:`forms_list` / :func:`form_spec` / :func:`submit_as_staff` — the account's public
   forms for staff, and a submission sent by an integration with a staff token.
 * :func:`hooks` — every inbound webhook key a process launches on, with its signed URL.
-* :func:`outbox_page` — the outbox with delivery state and its total (admins, owners).
+* :func:`outbox_page` / :func:`outbox_message` — the outbox with delivery state and its
+  total, one message with its body (admins, owners).
 
 Every check goes through :mod:`flowlane.services.permissions`; ``by=None`` is the system.
 """
@@ -315,12 +316,24 @@ class OutboxPage:
 
 
 def outbox_page(
-    account: Account, *, status: str | None, page: int, size: int, by: str | None
+    account: Account,
+    *,
+    status: str | None,
+    page: int,
+    size: int,
+    by: str | None,
+    channel: str | None = None,
 ) -> OutboxPage:
     """A page of the outbox (newest first) and how many messages match (admins, owners)."""
     permissions.require(account, by, "read_messages", "read the outbox")
-    items = messages.outbox(account, status=status, page=page, size=size)
-    return OutboxPage(items, messages.outbox_total(account, status=status))
+    items = messages.outbox(account, status=status, channel=channel, page=page, size=size)
+    return OutboxPage(items, messages.outbox_total(account, status=status, channel=channel))
+
+
+def outbox_message(account: Account, message_id: str, *, by: str | None) -> messages.OutboxMessage:
+    """One message of the outbox with its body and delivery state (admins, owners)."""
+    permissions.require(account, by, "read_messages", "read the outbox")
+    return messages.outbox_message(account, message_id)
 
 
 def require_messages(account: Account, by: str | None, what: str) -> None:

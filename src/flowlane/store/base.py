@@ -480,14 +480,26 @@ class Store(World, Protocol):
     def messages(self, since: int = 0) -> list[MessageRecord]: ...
 
     def deliveries(
-        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        channel: str | None = None,
+        ids: Collection[str] | None = None,
     ) -> list[DeliveryRecord]:
         """Messages of the outbox (not notifications) with their delivery state, newest
-        first; only those with ``status`` when it is given."""
+        first; only those with ``status``, of ``channel``, among ``ids`` when given."""
         ...
 
-    def count_deliveries(self, status: str | None = None) -> int:
-        """How many messages :meth:`deliveries` lists in all (with ``status`` if given)."""
+    def count_deliveries(self, status: str | None = None, channel: str | None = None) -> int:
+        """How many messages :meth:`deliveries` lists in all (with ``status`` and of
+        ``channel`` if given)."""
+        ...
+
+    def outbox_message(self, message_id: str) -> MessageRecord | None:
+        """The message ``message_id`` of the outbox (not a notification), with its body;
+        None when there is none."""
         ...
 
     def mark_bounced(self, message_id: str, reason: str) -> bool:

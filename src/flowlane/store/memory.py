@@ -578,12 +578,22 @@ class MemoryStore:
         return self.outbox[since:]
 
     def deliveries(
-        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        channel: str | None = None,
+        ids: Collection[str] | None = None,
     ) -> list[DeliveryRecord]:
         found = []
         for m in reversed(self.outbox):
             state = "bounced" if m.id in self.bounced else m.status
             if status is not None and state != status:
+                continue
+            if channel is not None and m.channel != channel:
+                continue
+            if ids is not None and m.id not in ids:
                 continue
             found.append(
                 DeliveryRecord(
@@ -599,16 +609,22 @@ class MemoryStore:
                     attempts=0,
                     last_error=self.bounced.get(m.id),
                     created_at=m.created_at,
+                    read_at=m.read_at,
                 )
             )
         return found[offset : offset + limit]
 
-    def count_deliveries(self, status: str | None = None) -> int:
+    def count_deliveries(self, status: str | None = None, channel: str | None = None) -> int:
         return sum(
             1
             for m in self.outbox
-            if status is None or ("bounced" if m.id in self.bounced else m.status) == status
+            if (status is None or ("bounced" if m.id in self.bounced else m.status) == status)
+            and (channel is None or m.channel == channel)
         )
+
+    def outbox_message(self, message_id: str) -> MessageRecord | None:
+        found = [m for m in self.outbox if m.id == message_id]
+        return replace(found[0]) if found else None
 
     def mark_bounced(self, message_id: str, reason: str) -> bool:
         if not any(

@@ -77,6 +77,8 @@ class TaskQuery:
     open_only: bool = False
     created_from: datetime | None = None
     created_to: datetime | None = None
+    block: str | None = None
+    """Only the tasks opened by this block of the process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,8 @@ class DeliveryRecord:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None = None
+    read_at: datetime | None = None
+    """When its recipient read it in the app (in-app messages)."""
 
 
 @dataclass(slots=True)

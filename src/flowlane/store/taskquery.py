@@ -54,6 +54,7 @@ def matches(task: TaskRecord, q: TaskQuery) -> bool:
         and not (q.open_only and task.closed)
         and (q.created_from is None or task.created_at >= q.created_from)
         and (q.created_to is None or task.created_at < q.created_to)
+        and (q.block is None or task.block == q.block)
     )
 
 

@@ -1,6 +1,7 @@
-"""Processes: the list, one process, its versions and their source, validating and
-deploying process files, the lifecycle (approve, stop, activate, restart), the forecast,
-starts (one object, a mass start, a test run on one real object), templates, migration."""
+"""Processes: the list, one process, its versions and their source (also as BPMN), validating
+and deploying process files (YAML, JSON or BPMN), a fresh BPMN layout, the lifecycle
+(approve, stop, activate, restart), the forecast, starts (one object, a mass start, a test run
+on one real object), templates, migration."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from flowlane.api.deps import CallDep, ContainerDep, PrincipalDep, locked
@@ -16,9 +18,11 @@ from flowlane.api.pagination import Page, PageDep
 from flowlane.api.schemas import PROBLEM_RESPONSES, Problem, Strict
 from flowlane.core.errors import FlowlaneError, Invalid, UnsupportedType
 from flowlane.expr import compile_expression
+from flowlane.model.bpmn import bpmn_to_yaml, layout_bpmn, process_to_bpmn, yaml_to_bpmn
 from flowlane.model.segment import Filter, parse_filter
 from flowlane.runtime import durable
-from flowlane.services import processes
+from flowlane.services import permissions, processes
+from flowlane.services.account import Account
 from flowlane.services.admin import ProcessInfo
 
 router = APIRouter(tags=["processes"], responses=PROBLEM_RESPONSES)
@@ -27,19 +31,42 @@ MASS_START_LIMIT = 100_000
 """Most objects a mass start over the API starts; more are started with the CLI."""
 
 YAML_TYPES = ("text/yaml", "application/yaml", "application/x-yaml", "text/plain")
+BPMN_TYPE = "application/bpmn+xml"
+BPMN_TYPES = (BPMN_TYPE, "application/xml", "text/xml")
+"""Bodies read as a BPMN diagram (flowlane's dialect, ADR 0010) and converted to YAML."""
+BPMN_SOURCE = "process.bpmn"
+"""The file name errors of a BPMN body are located in."""
 SOURCE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    415: {"model": Problem, "description": "A body that is neither YAML text nor JSON"},
+    415: {"model": Problem, "description": "A body that is neither YAML text, JSON nor BPMN"},
+}
+_BPMN_EXAMPLE = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions '
+    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    'xmlns:flowlane="https://flowlane.dev/schema/bpmn/1.0" id="d" targetNamespace="x">\n'
+    '  <bpmn:process id="hello" name="Hello" flowlane:settings=\'{"object": "user"}\'>\n'
+    '    <bpmn:startEvent id="start" flowlane:type="start" />\n'
+    '    <bpmn:endEvent id="done" flowlane:type="end" />\n'
+    '    <bpmn:sequenceFlow id="f" sourceRef="start" targetRef="done" flowlane:exit="next" />\n'
+    "  </bpmn:process>\n</bpmn:definitions>\n"
+)
+_BPMN_CONTENT: dict[str, Any] = {
+    BPMN_TYPE: {
+        "schema": {"type": "string"},
+        "example": _BPMN_EXAMPLE,
+    }
 }
 SOURCE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": 'The process file: YAML text, or JSON `{"source": "<YAML text>"}`',
+        "description": 'The process file: YAML text, JSON `{"source": "<YAML text>"}`, or a '
+        "BPMN diagram (application/bpmn+xml, application/xml, text/xml; flowlane's dialect)",
         "content": {
             "text/yaml": {
                 "schema": {"type": "string"},
                 "example": "key: hello\nname: Hello\nobject: user\nblocks:\n"
                 "  start: {type: start, next: done}\n  done: {type: end}\n",
             },
+            **_BPMN_CONTENT,
             "application/json": {
                 "schema": {
                     "type": "object",
@@ -268,8 +295,11 @@ async def _source(request: Request) -> str:
             return body.decode("utf-8")
         except UnicodeDecodeError:
             raise Invalid("body: not UTF-8 text", field="source") from None
+    if kind in BPMN_TYPES:
+        return bpmn_to_yaml(body, source=BPMN_SOURCE)
     raise UnsupportedType(
-        f"Content-Type {kind or '(none)'}: send text/yaml or application/json",
+        f"Content-Type {kind or '(none)'}: send text/yaml, application/json or "
+        f"application/bpmn+xml",
         content_type=kind,
     )
 
@@ -339,6 +369,87 @@ async def get_version(
         spec=v.spec,
         yaml=v.yaml,
     )
+
+
+@router.get(
+    "/processes/{key}/bpmn",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The process as a BPMN 2.0 diagram (flowlane's dialect, ADR 0010)",
+            "content": {BPMN_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def get_bpmn(
+    key: str,
+    call: CallDep,
+    version: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="The version; default: the current")
+    ] = None,
+) -> Response:
+    """A version's process as BPMN with a fresh layout, for the designer (staff)."""
+
+    def work(acc: Account, by: str) -> str:
+        number = version or processes.get_process(acc, key, by=by).version
+        spec = processes.version_source(acc, key, number, by=by).spec
+        return process_to_bpmn(spec, source=f"{key}.yaml")
+
+    xml = await call(work)
+    return Response(
+        xml,
+        media_type=BPMN_TYPE,
+        headers={"Content-Disposition": f'inline; filename="{key}.bpmn"'},
+    )
+
+
+LAYOUT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A BPMN diagram (application/bpmn+xml, application/xml, text/xml) or "
+        "a process file as YAML text",
+        "content": {
+            **_BPMN_CONTENT,
+            "text/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/processes/layout",
+    openapi_extra=LAYOUT_BODY,
+    response_class=Response,
+    responses={
+        **SOURCE_RESPONSES,
+        200: {
+            "description": "The same process as BPMN with a fresh layout",
+            "content": {BPMN_TYPE: {"schema": {"type": "string"}}},
+        },
+    },
+)
+async def layout(request: Request, call: CallDep) -> Response:
+    """Lay a process out afresh: BPMN (or YAML) in, BPMN with an automatic left-to-right
+    layout out; the process itself is unchanged, nothing is stored (staff)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in BPMN_TYPES and kind not in YAML_TYPES:
+        raise UnsupportedType(
+            f"Content-Type {kind or '(none)'}: send application/bpmn+xml or text/yaml",
+            content_type=kind,
+        )
+    body = await request.body()
+
+    def work(acc: Account, by: str) -> str:
+        permissions.require(acc, by, "see_processes", "lay out processes")
+        if kind in BPMN_TYPES:
+            return layout_bpmn(body, source=BPMN_SOURCE)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid("body: not UTF-8 text", field="source") from None
+        return yaml_to_bpmn(text, source=processes.SOURCE_NAME)
+
+    return Response(await call(work), media_type=BPMN_TYPE)
 
 
 @router.get("/processes/{key}/forecast")

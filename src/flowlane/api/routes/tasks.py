@@ -213,6 +213,7 @@ class ReassignIn(Strict):
     object: str | None = Field(default=None, max_length=100)
     created_from: datetime | None = None
     created_to: datetime | None = None
+    block: str | None = Field(default=None, max_length=200)
 
 
 class Count(BaseModel):
@@ -255,6 +256,9 @@ CreatedFrom = Annotated[
     datetime | None, Query(description="Created at or after (with a time zone offset)")
 ]
 CreatedTo = Annotated[datetime | None, Query(description="Created before (with an offset)")]
+Block = Annotated[
+    str | None, Query(max_length=200, description="Only the tasks opened by this block")
+]
 SORT_VALUES = [*TASK_SORTS, *(f"-{s}" for s in TASK_SORTS)]
 
 
@@ -286,6 +290,7 @@ async def list_tasks(
     object_id: ObjectId = None,
     created_from: CreatedFrom = None,
     created_to: CreatedTo = None,
+    block: Block = None,
     sort: Annotated[
         str, Query(description=f"One of {', '.join(SORT_VALUES)} (-: descending)")
     ] = "created_at",
@@ -302,6 +307,7 @@ async def list_tasks(
             open_only=open,
             created_from=created_from,
             created_to=created_to,
+            block=block,
             sort=sort.removeprefix("-"),
             descending=descending,
             page=paging.page,
@@ -453,6 +459,7 @@ async def reassign(key: str, body: ReassignIn, call: CallDep) -> Count:
             object_id=body.object,
             created_from=body.created_from,
             created_to=body.created_to,
+            block=body.block,
             by=by,
         )
     )
@@ -470,6 +477,7 @@ async def statistics(
     object_id: ObjectId = None,
     created_from: CreatedFrom = None,
     created_to: CreatedTo = None,
+    block: Block = None,
 ) -> Statistics:
     """Tasks per assignee, status and day (admins, owners, the process's supervisors)."""
     found = await call(
@@ -482,6 +490,7 @@ async def statistics(
             open_only=open,
             created_from=created_from,
             created_to=created_to,
+            block=block,
             by=by,
         )
     )

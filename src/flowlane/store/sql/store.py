@@ -1642,6 +1642,8 @@ class SqlStore:
             where.append(c_.created_at >= q.created_from)
         if q.created_to is not None:
             where.append(c_.created_at < q.created_to)
+        if q.block is not None:
+            where.append(c_.block == q.block)
         return where
 
     def task_page(
@@ -1931,7 +1933,13 @@ class SqlStore:
         return self._outbox("message", since)
 
     def deliveries(
-        self, *, status: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        channel: str | None = None,
+        ids: Collection[str] | None = None,
     ) -> list[DeliveryRecord]:
         o, j = t.outbox, t.jobs
         # A queued email's retries so far are counted on its deliver job.
@@ -1940,6 +1948,10 @@ class SqlStore:
         stmt = stmt.select_from(o.outerjoin(j, job)).where(o.c.kind == "message")
         if status is not None:
             stmt = stmt.where(o.c.status == status)
+        if channel is not None:
+            stmt = stmt.where(o.c.channel == channel)
+        if ids is not None:
+            stmt = stmt.where(o.c.id.in_(list(ids)))
         stmt = stmt.order_by(o.c.seq.desc()).offset(offset).limit(limit)
         with self._query() as c:
             rows = c.execute(stmt).all()
@@ -1958,17 +1970,25 @@ class SqlStore:
                 last_error=r.job_error or r.last_error,
                 created_at=r.created_at.astimezone(self.tz),
                 sent_at=None if r.sent_at is None else r.sent_at.astimezone(self.tz),
+                read_at=None if r.read_at is None else r.read_at.astimezone(self.tz),
             )
             for r in rows
         ]
 
-    def count_deliveries(self, status: str | None = None) -> int:
+    def count_deliveries(self, status: str | None = None, channel: str | None = None) -> int:
         o = t.outbox
         stmt = select(func.count()).select_from(o).where(o.c.kind == "message")
         if status is not None:
             stmt = stmt.where(o.c.status == status)
+        if channel is not None:
+            stmt = stmt.where(o.c.channel == channel)
         with self._query() as c:
             return int(c.execute(stmt).scalar_one())
+
+    def outbox_message(self, message_id: str) -> MessageRecord | None:
+        o = t.outbox
+        found = self._outbox_rows(and_(o.c.id == message_id, o.c.kind == "message"))
+        return found[0] if found else None
 
     def mark_bounced(self, message_id: str, reason: str) -> bool:
         o = t.outbox

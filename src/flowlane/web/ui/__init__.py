@@ -33,8 +33,8 @@ ROUTERS = (
     work.router,
     ops.router,
     objects.router,
+    designer.router,  # before processes: /processes/new is not a process key
     processes.router,
-    designer.router,
 )
 
 
