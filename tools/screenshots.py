@@ -60,7 +60,7 @@ def _first_link(page: Page, selector: str) -> None:
 SHOTS = (
     Shot("login-ru", "", "/lang/ru?next=/login"),
     Shot("inbox", "maria", "/inbox", "main table, main .empty"),
-    Shot("task", "maria", "/inbox", "main", lambda p: _first_link(p, "main a[href^='/tasks/']")),
+    Shot("task", "maria", "/inbox", "main", lambda p: _first_link(p, "main table a[href^='/tasks/']")),
     Shot("task-board", "maria", "/tasks/board", ".board, main .empty"),
     Shot("objects", "olga", "/objects/order", "main table"),
     Shot("kanban", "olga", "/kanban/event", ".board"),

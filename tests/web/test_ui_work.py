@@ -405,7 +405,9 @@ def test_cabinet_and_what_a_client_may_open(
     assert "/objects/" not in page.text  # no staff links for a client
     assert 'name="v.topic"' not in page.text and 'data-variable="topic">Funnels<' in page.text
     assert "claim" not in page.text.split('id="task"', 1)[1]
-    # the review task is on the client's profile (listed) but is the manager's work
+    # the review task is on the client's profile but is the manager's work: not listed,
+    # and not to be opened
+    assert f'href="/tasks/{review.id}"' not in cab.text
     staff = client.get(f"/tasks/{review.id}")
     assert staff.status_code == 403 and "may not see task" in staff.text
     # the staff pages send a client to the cabinet

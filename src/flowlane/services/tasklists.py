@@ -256,7 +256,10 @@ def object_tasks(acc: Account, object_id: str, *, by: str | None = None) -> list
 
 def client_tasks(acc: Account, user_id: str, *, by: str | None = None) -> list[TaskRecord]:
     """Tasks on the client's profile: tasks whose object is the client, or an object whose
-    ``client`` field is the client; in creation order (the first 500)."""
+    ``client`` field is the client; in creation order (the first 500).
+
+    Staff see them all (the client's card); the client sees only those they may act on
+    (their homework), never the staff's tasks about them ("Take order A-1001?")."""
     acc.role_of(user_id)
     if by != user_id:
         _staff_only(acc, by, f"list the tasks of {user_id}")
@@ -266,7 +269,17 @@ def client_tasks(acc: Account, user_id: str, *, by: str | None = None) -> list[T
         if "client" in otype.fields:
             ids.extend(acc.store.select_objects(key, "object.client == vars.client", scope))
     tasks, _n = acc.store.task_page(TaskQuery(object_ids=tuple(ids)), limit=MAX_PAGE_SIZE)
-    return tasks
+    if by != user_id:
+        return tasks
+    return [t for t in tasks if _may_act(acc, t, user_id)]
+
+
+def _may_act(acc: Account, task: TaskRecord, user_id: str) -> bool:
+    try:
+        acc.check_actor(task, user_id, "see")
+    except Forbidden:
+        return False
+    return True
 
 
 def statistics(acc: Account, query: TaskQuery, *, by: str | None = None) -> TaskStatistics:
