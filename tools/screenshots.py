@@ -60,13 +60,15 @@ def _first_link(page: Page, selector: str) -> None:
 SHOTS = (
     Shot("login-ru", "", "/lang/ru?next=/login"),
     Shot("inbox", "maria", "/inbox", "main table, main .empty"),
-    Shot("task", "maria", "/inbox", "main", lambda p: _first_link(p, "main table a[href^='/tasks/']")),
+    Shot(
+        "task", "maria", "/inbox", "main", lambda p: _first_link(p, "main table a[href^='/tasks/']")
+    ),
     Shot("task-board", "maria", "/tasks/board", ".board, main .empty"),
     Shot("objects", "olga", "/objects/order", "main table"),
     Shot("kanban", "olga", "/kanban/event", ".board"),
     Shot("processes", "olga", "/processes", "main table"),
     Shot("process-general", "olga", "/processes/new-order", "main"),
-    Shot("designer", "olga", "/processes/new-order/designer", ".djs-container"),
+    Shot("designer", "olga", "/processes/reach-by-phone/designer", ".djs-container"),
     Shot("statistics", "olga", "/processes/homework/statistics", "canvas"),
     Shot("outbox", "olga", "/outbox", "main"),
     Shot("cabinet", "anna", "/cabinet", "main"),
