@@ -147,7 +147,7 @@ def homework(world: World) -> tuple[TaskRecord, str]:
     )
     account.attempt(
         lambda: account.start(
-            "homework", "anna", {"topic": "Loops", "homework": "Write a loop"}, by="olga"
+            "webinar-homework", "anna", {"topic": "Loops", "homework": "Write a loop"}, by="olga"
         )
     )
     world.deliver()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from flowlane.model.recipe import merge_recipes
@@ -21,10 +22,20 @@ def test_the_demo_recipes_merge_without_problems() -> None:
     assert {"sales", "with-homework"} <= set(merged.schema.groups)
 
 
-def test_a_process_key_used_twice_is_a_problem_naming_both_files() -> None:
-    merged = merge_recipes([RECIPES / "homework", RECIPES / "course"])
+def test_every_recipe_merges_without_problems() -> None:
+    """The demo account merges every recipe: keys unique, shared types defined alike."""
+    merged = merge_recipes(sorted(p for p in RECIPES.iterdir() if (p / "processes").is_dir()))
+    assert merged.problems == []
+    assert {"homework", "webinar", "webinar-homework", "broadcast"} <= set(merged.processes)
+
+
+def test_a_process_key_used_twice_is_a_problem_naming_both_files(tmp_path: Path) -> None:
+    shutil.copytree(RECIPES / "homework", tmp_path / "again")
+    merged = merge_recipes([RECIPES / "homework", tmp_path / "again"])
     texts = [str(p) for p in merged.problems]
-    assert any("process key 'homework' is used by" in t and "homework.yaml" in t for t in texts)
+    assert any(
+        "process key 'homework' is used by" in t and str(tmp_path / "again") in t for t in texts
+    )
 
 
 def test_a_type_defined_differently_is_a_problem(tmp_path: Path) -> None:

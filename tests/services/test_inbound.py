@@ -124,7 +124,10 @@ def start_homework(account: Account) -> tuple[TaskRecord, str]:
     account.attempt(
         lambda: out.append(
             account.start(
-                "homework", "anna", {"topic": "Loops", "homework": "Write a loop"}, by="olga"
+                "webinar-homework",
+                "anna",
+                {"topic": "Loops", "homework": "Write a loop"},
+                by="olga",
             )
         )
     )

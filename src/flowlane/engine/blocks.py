@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup
+
 from flowlane.core.duration import parse_duration
 from flowlane.engine.children import for_each, subprocess
 from flowlane.engine.events import (
@@ -373,14 +375,19 @@ def _reply_task(step: Step, block: m.MessageBlock) -> str | None:
 def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
     channel, subject, body = _content(step, block)
     base = step.scope(token)
-    rendered = []
-    for user_id, address in recipients(
+    people = recipients(
         block.to,
         overlay=step.overlay,
         object_id=step.state.object_id,
         channel=channel,
         scope=lambda: base,
-    ):
+    )
+    task_id = _reply_task(step, block) if any(a for _u, a in people) else None
+    if task_id is not None and step.ctx.task_links is not None:
+        # a URL the server made, printed as it is (like form_link)
+        base = {**base, "task_link": Markup(step.ctx.task_links(task_id))}
+    rendered = []
+    for user_id, address in people:
         if address is None:
             step.log(token.block, "message_no_address", user=user_id, channel=channel)
             continue
@@ -388,7 +395,6 @@ def _send(step: Step, block: m.MessageBlock, token: Token) -> None:
         # An email's body becomes HTML: its values are Markdown-escaped (model/markdown.py).
         text = render_markdown(body, scope) if channel == "email" else render(body, scope)
         rendered.append((user_id, address, render(subject, scope), text))
-    task_id = _reply_task(step, block) if rendered else None
     for user_id, address, subj, text in rendered:
         mid = step.state.next_id("m")
         step.emit(

@@ -64,12 +64,18 @@ LinkMaker = Callable[[str, str, datetime], str]
 the services from the account secret (HMAC is deterministic, so the engine stays pure)."""
 
 
+TaskLinkMaker = Callable[[str], str]
+"""``task_id -> URL`` of a task's page: ``{{ task_link }}`` in an email with ``reply_to_task``."""
+
+
 @dataclass(slots=True)
 class Ctx:
     now: datetime
     world: World
     links: LinkMaker | None = None
     """What ``form_link(...)`` in templates calls; None where no links can be made."""
+    task_links: TaskLinkMaker | None = None
+    """What makes ``{{ task_link }}``; None where no links can be made."""
 
 
 @dataclass(slots=True)

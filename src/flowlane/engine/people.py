@@ -117,7 +117,9 @@ def _address(overlay: Overlay, user_id: str, channel: str) -> str | None:
 def _split_recipients(
     spec: str, overlay: Overlay, object_id: str | None, scope: Callable[[], dict[str, Any]]
 ) -> tuple[list[str | None], list[str]]:
-    """One ``to`` entry as (user ids, literal addresses)."""
+    """One ``to`` entry as (user ids, literal addresses). An ``=expression`` may give users
+    (objects or ids), addresses, or ``user:`` / ``group:`` / ``role:`` selectors, one or a
+    list."""
     if spec == "client":
         return [client_of(overlay, object_id)], []
     if spec == "manager":
@@ -134,6 +136,9 @@ def _split_recipients(
     for v in value if isinstance(value, list | tuple) else [value]:
         if isinstance(v, ObjectProxy) or (isinstance(v, str) and overlay.load(v)):
             users.append(object_id_of(v))
+        elif isinstance(v, str) and v.split(":", 1)[0] in ("user", "group", "role"):
+            # a computed selector (``="group:" + vars.group``): the people it names
+            users.extend(expand(overlay, [v]))
         elif v:
             literal.append(str(v))
     return users, literal

@@ -42,7 +42,7 @@ def _markdown_value(value: Any) -> Any:
 _MARKDOWN_ENV = _Sandbox(undefined=ChainableUndefined, autoescape=False, finalize=_markdown_value)
 
 TEMPLATE_NAMES: frozenset[str] = frozenset(
-    {"object", "vars", "counters", "answer", "now", "recipient", "form_link"}
+    {"object", "vars", "counters", "answer", "now", "recipient", "form_link", "task_link"}
 )
 """The top-level names a template may use: the scope of ``Step.scope`` (engine/step.py) and
 ``recipient`` of message blocks (engine/blocks.py ``_send``). Whoever adds a name to that scope

@@ -23,7 +23,7 @@ from flowlane.runtime.durable import deploy, request_account
 from flowlane.services.account import Account
 from flowlane.store.sql.store import SqlStore
 
-DEMO_RECIPES = ("order-processing", "homework", "events")
+DEMO_RECIPES = ("order-processing", "homework", "events", "reviews")
 """The recipes the demo account runs (folders under ``recipes/``)."""
 DEMO_PASSWORD = "flowlane-demo"
 """Every demo person's password (printed by ``flowlane demo``)."""
@@ -106,6 +106,8 @@ def install_demo(recipe: Recipe, store: SqlStore, data: Path | None = None) -> D
         acc.attempt(lambda: _homework(acc))
     if "intake" in recipe.processes:
         acc.attempt(lambda: _events(acc))
+    if "review-request" in recipe.processes:
+        acc.attempt(lambda: _reviews(acc))
     return DemoAccount(True, logins())
 
 
@@ -209,3 +211,114 @@ def _events(acc: Account) -> None:
         )
     for eid, count in counts.items():
         acc.update_object(eid, {"registrations": count})
+
+
+DEPARTMENTS = (
+    ("dev", "Development", "adam", "review-development"),
+    ("promo", "Promotion", "boris", "review-promotion"),
+    ("support", "Support", "maria", "review-support"),
+)
+CONTRACTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    # due: a subscription in work signed 45 days ago, never reviewed
+    (
+        "C-101",
+        {
+            "customer": "Petrova Studio",
+            "billing": "subscription",
+            "status": "in_work",
+            "service": "site_support",
+            "department": "support",
+            "manager": "maria",
+            "signed": -45,
+            "client_emails": ["anna@demo.flowlane.dev", "office@petrova.example"],
+        },
+    ),
+    # due: a one-off site finished ten days ago
+    (
+        "C-102",
+        {
+            "customer": "Smirnov & Co",
+            "billing": "one_off",
+            "status": "done",
+            "service": "site_development",
+            "department": "dev",
+            "manager": "boris",
+            "signed": -120,
+            "finished": -10,
+            "client_emails": ["pavel@demo.flowlane.dev"],
+        },
+    ),
+    # not due: reviewed 12 days ago; new; an excluded service
+    (
+        "C-103",
+        {
+            "customer": "Lebedeva Yoga",
+            "billing": "subscription",
+            "status": "in_work",
+            "service": "seo",
+            "department": "promo",
+            "manager": "boris",
+            "signed": -200,
+            "last_review": -12,
+            "client_emails": ["kira@demo.flowlane.dev"],
+        },
+    ),
+    (
+        "C-104",
+        {
+            "customer": "Kuznetsov Garage",
+            "billing": "one_off",
+            "status": "new",
+            "service": "context_ads",
+            "department": "promo",
+            "manager": "maria",
+            "signed": -2,
+            "client_emails": ["ivan@demo.flowlane.dev"],
+        },
+    ),
+    (
+        "C-105",
+        {
+            "customer": "Petrova Studio",
+            "billing": "subscription",
+            "status": "in_work",
+            "service": "hosting",
+            "department": "support",
+            "manager": "maria",
+            "signed": -300,
+            "client_emails": ["anna@demo.flowlane.dev"],
+        },
+    ),
+)
+"""Contracts of the reviews recipe; dates are days from today."""
+
+
+def _reviews(acc: Account) -> None:
+    """Departments with their heads, Olga among the directors, contracts in every state; the
+    two that are due get their review now (as the daily check would), which asks their
+    managers where to send the request."""
+    acc.update_object("olga", {"groups": ["directors"]})
+    for did, name, head, form in DEPARTMENTS:
+        acc.create_object("department", {"name": name, "head": head, "form": form}, object_id=did)
+    today = acc.now.astimezone(acc.store.tz).date()
+    for number, raw in CONTRACTS:
+        fields = {
+            k: (today + timedelta(days=v)).isoformat()
+            if isinstance(v, int) and k != "amount"
+            else v
+            for k, v in raw.items()
+        }
+        acc.create_object("contract", {"number": number, **fields}, object_id=number.lower())
+    for cid in ("c-101", "c-102"):
+        contract = acc.get_object(cid).data
+        acc.create_object(
+            "review",
+            {
+                "contract": cid,
+                "status": "new",
+                "department": contract["department"],
+                "manager": contract["manager"],
+                "service": contract["service"],
+            },
+        )
+        acc.update_object(cid, {"last_review": today.isoformat()})

@@ -93,6 +93,7 @@ class Account:
         self.links = Links(store)
         """Signed links to forms: ``form_link(...)`` in messages, checked when opened."""
         self.runner.links = self.links.make
+        self.runner.task_links = self.links.task_url
 
     # ---- units of work -----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from flowlane.core.errors import Refused, ValidationError
 from flowlane.engine.context import ObjectRecord
@@ -136,6 +137,11 @@ class Links:
             raise ValidationError(f"form_link: form {form!r} is not a link form (mode: update)")
         token = encode_token(self.secret, object_id, form, issued_at)
         return f"{self.public_url.rstrip('/')}/l/{token}"
+
+    def task_url(self, task_id: str) -> str:
+        """The page of a task (``{{ task_link }}``, a :data:`TaskLinkMaker`); whoever opens
+        it logs in and sees it only if they may."""
+        return f"{self.public_url.rstrip('/')}/tasks/{quote(task_id, safe='')}"
 
     def check(self, token: str, now: datetime) -> tuple[LinkToken, FormSpec, ObjectRecord]:
         """The link's content, its form and object, or :class:`BadLink` (logged)."""

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from flowlane.core.errors import FlowlaneError
 from flowlane.engine import Ctx, InstanceState, decide
 from flowlane.engine import events as ev
-from flowlane.engine.context import LinkMaker, ObjectRecord
+from flowlane.engine.context import LinkMaker, ObjectRecord, TaskLinkMaker
 from flowlane.engine.events import Decision, Event
 from flowlane.engine.interpreter import PARENT_ENDED
 from flowlane.model.definition import Definition
@@ -62,6 +62,8 @@ class Runner:
     """Whether :meth:`run` fires due timers itself (the simulator); workers claim them instead."""
     links: LinkMaker | None = None
     """What ``form_link(...)`` in message templates calls (see :mod:`flowlane.services.links`)."""
+    task_links: TaskLinkMaker | None = None
+    """What makes ``{{ task_link }}`` in emails with ``reply_to_task`` (the task's page)."""
     stage_moves: list[StageMove] | None = None
     """While not None, the stage moves instances make are noted here (see
     :meth:`flowlane.services.account.Account.move_stage`, which tells a guard from it)."""
@@ -147,7 +149,9 @@ class Runner:
         if state is None:
             return
         definition = self.store.version(state.process, state.version)
-        decision = decide(definition, state, event, Ctx(self.now, self.store, self.links))
+        decision = decide(
+            definition, state, event, Ctx(self.now, self.store, self.links, self.task_links)
+        )
         if self.recorder is not None:
             self.recorder(definition, state, event, self.now, decision)
         self.store.put_instance(decision.state)
