@@ -23,7 +23,7 @@ from flowlane.runtime.durable import deploy, request_account
 from flowlane.services.account import Account
 from flowlane.store.sql.store import SqlStore
 
-DEMO_RECIPES = ("order-processing", "homework", "events", "reviews")
+DEMO_RECIPES = ("order-processing", "homework", "course", "events", "reviews")
 """The recipes the demo account runs (folders under ``recipes/``)."""
 DEMO_PASSWORD = "flowlane-demo"
 """Every demo person's password (printed by ``flowlane demo``)."""
@@ -108,6 +108,8 @@ def install_demo(recipe: Recipe, store: SqlStore, data: Path | None = None) -> D
         acc.attempt(lambda: _events(acc))
     if "review-request" in recipe.processes:
         acc.attempt(lambda: _reviews(acc))
+    if "webinar" in recipe.processes:
+        acc.attempt(lambda: _course(acc))
     return DemoAccount(True, logins())
 
 
@@ -194,23 +196,19 @@ def _events(acc: Account) -> None:
         ("ivan", "Ivan Kuznetsov", "webinar-funnels", "waiting"),
     )
     titles = {e[0]: e[1] for e in events}
-    counts: dict[str, int] = {}
+    # entering `waiting` counts a registration on its event and schedules its reminders
     for n, (uid, name, eid, stage) in enumerate(guests, start=1):
-        title = titles[eid]
-        counts[eid] = counts.get(eid, 0) + 1
         acc.create_object(
             "registration",
             {
                 "event": eid,
                 "name": name,
                 "email": _email(uid),
-                "event_title": title,
+                "event_title": titles[eid],
                 "stage": stage,
             },
             object_id=f"reg-{n}",
         )
-    for eid, count in counts.items():
-        acc.update_object(eid, {"registrations": count})
 
 
 DEPARTMENTS = (
@@ -322,3 +320,32 @@ def _reviews(acc: Account) -> None:
             },
         )
         acc.update_object(cid, {"last_review": today.isoformat()})
+
+
+def _course(acc: Account) -> None:
+    """A purchase email waiting for Olga's check (S1.1) and a webinar in three days whose
+    reminder goes out the day before and whose homework follows an hour after it (S1.2)."""
+    acc.fire_event(
+        "email",
+        None,
+        {
+            "from": "payments@shop.example",
+            "subject": "New order 1042",
+            "text": "Name: Sergey Volkov\nEmail: sergey@demo.flowlane.dev\nTicket: watch-only",
+            "name": "Sergey Volkov",
+            "email": "sergey@demo.flowlane.dev",
+            "ticket": "watch-only",
+        },
+    )
+    start = (acc.now + timedelta(days=3)).astimezone(acc.store.tz)
+    acc.start(
+        "webinar",
+        None,
+        {
+            "webinar_at": start.replace(hour=19, minute=0, second=0, microsecond=0).isoformat(),
+            "topic": "Sales funnels",
+            "link": "https://meet.example/sales-funnels",
+            "homework": "Draw the funnel of your own school and mark where people leave.",
+        },
+        by="olga",
+    )
