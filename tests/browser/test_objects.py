@@ -57,7 +57,9 @@ def test_kanban_refused_move_snaps_back_and_allowed_move_sticks(
     expect(page.locator('#cards-registration .card[data-id="e-on"]')).to_have_count(0)
     expect(page.locator('section[data-stage="preparation"] .count')).to_have_text("2")
 
-    # the offline event with an address moves, and stays moved after a reload
+    # the offline event with an address moves, and stays moved after a reload (the board was
+    # drawn again: SortableJS and htmx take to it when it settles)
+    htmx_settled(page)
     drag(
         page,
         page.locator('#cards-preparation .card[data-id="e-off"]'),

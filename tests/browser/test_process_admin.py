@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
-from tests.browser.conftest import Live, login
+from tests.browser.conftest import Live, htmx_settled, login
 
 
 def _two_review_tasks(live: Live) -> None:
@@ -44,6 +44,7 @@ def test_owner_stops_activates_and_reassigns_tasks(
     page.click("#stop")
     expect(page.locator("#lifecycle-result")).to_have_text("The process is stopped.")
     expect(page.locator("#process-status .badge")).to_have_text("stopped")
+    htmx_settled(page)  # #activate came with the swap: htmx wires it when it settles
     page.click("#activate")
     expect(page.locator("#lifecycle-result")).to_have_text("The process is active.")
     expect(page.locator("#process-status .badge")).to_have_text("active")

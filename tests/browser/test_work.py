@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from playwright.sync_api import Browser, Page, expect
-from tests.browser.conftest import Live, login
+from tests.browser.conftest import Live, htmx_settled, login
 
 
 def _open_task(page: Page, live: Live, title: str) -> None:
@@ -114,6 +114,7 @@ def test_client_does_homework_while_the_owner_reviews_it(
         kira.locator("button.move", has_text="in progress").click()
         expect(kira.locator("#task")).to_have_attribute("data-status", "in_progress")
         expect(kira.locator("button.move")).to_have_count(1)
+        htmx_settled(kira)  # the form came with the swap: htmx wires it when it settles
         kira.fill("#status-comment", "My funnel is drawn")
         kira.locator("button.move", has_text="done").click()
         expect(kira.locator("#task")).to_have_attribute("data-status", "done")
@@ -136,6 +137,7 @@ def test_client_does_homework_while_the_owner_reviews_it(
             "a comment is required to move the task from 'done' to 'in_progress'"
         )
         expect(olga.locator("#task")).to_have_attribute("data-status", "done")
+        htmx_settled(olga)
         olga.fill("#status-comment", "Add the conversion rates")
         olga.locator("button.move[data-to=in_progress]").click()
         expect(olga.locator("#task")).to_have_attribute("data-status", "in_progress")
@@ -193,7 +195,9 @@ def test_board_drag_changes_status_refused_moves_snap_back(
     expect(page.locator("section.column[data-status=done] .card")).to_have_count(1)
     expect(page.locator("section.column[data-status=new] .card")).to_have_count(0)
 
-    # sending it back asks for the required comment
+    # sending it back asks for the required comment (on the board drawn again: SortableJS and
+    # htmx take to it when it settles)
+    htmx_settled(page)
     page.once("dialog", lambda d: d.accept("Redo the funnel"))
     page.locator(".card", has_text="Homework: Ads").drag_to(
         page.locator("section.column[data-status=in_progress] .cards")

@@ -57,7 +57,10 @@
   document.addEventListener("htmx:responseError", function (evt) {
     var xhr = evt.detail.xhr;
     var text = xhr.responseText || xhr.statusText || "Error";
-    flash(text.indexOf("<") >= 0 ? text : escapeHtml(text), "error");
+    // Only the server's own HTML fragments are markup; any other answer (JSON, plain text,
+    // a proxy's page) may repeat what was typed, so it is shown as text.
+    var kind = xhr.getResponseHeader("Content-Type") || "";
+    flash(kind.indexOf("text/html") === 0 ? text : escapeHtml(text), "error");
   });
   document.addEventListener("htmx:sendError", function () {
     flash(escapeHtml(document.documentElement.lang === "ru" ? "Нет связи с сервером" : "The server cannot be reached"), "error");

@@ -29,6 +29,8 @@ from urllib.parse import quote
 
 from babel.dates import format_date, format_datetime
 from fastapi import Depends, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
@@ -280,9 +282,35 @@ def install_handlers(app: Any, container: Container) -> None:
         assert isinstance(exc, FlowlaneError)
         return error_page(request, container, str(exc), status_of(exc))
 
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not _is_ui_route(request):  # the webhooks and public forms keep FastAPI's answer
+            return await request_validation_exception_handler(request, exc)
+        lang = request_language(request)
+        text = i18n.translations(lang).gettext("The request is invalid: %(problems)s") % {
+            "problems": invalid_fields(exc)
+        }
+        return error_page(request, container, text, 422)
+
     app.add_exception_handler(LoginRequired, on_login)
     app.add_exception_handler(CsrfRefused, on_csrf)
     app.add_exception_handler(FlowlaneError, on_flowlane)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+
+
+def _is_ui_route(request: Request) -> bool:
+    endpoint = request.scope.get("endpoint")
+    return getattr(endpoint, "__module__", "").startswith("flowlane.web.ui.")
+
+
+def invalid_fields(exc: RequestValidationError) -> str:
+    """What FastAPI refused, by field: ``page: Input should be a valid integer; ...``
+    (the location's last part is the field's name; the given value is never repeated)."""
+    parts = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path")]
+        parts.append(f"{loc[-1] if loc else 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(dict.fromkeys(parts)) or "?"
 
 
 # ---- browser libraries ---------------------------------------------------------------------

@@ -146,9 +146,11 @@ def texts(ui: UiDep) -> dict[str, str]:
 
 
 def _json(value: Any) -> Markup:
-    """JSON for a ``<script type="application/json">`` element (no ``</`` inside)."""
+    """JSON for a ``<script type="application/json">`` element: no ``<``, ``>`` or ``&`` inside
+    (``</script>`` cannot end it, ``<!--`` cannot make the parser swallow the page)."""
     text = json.dumps(value, ensure_ascii=False, default=str)
-    return Markup(text.replace("</", "<\\/"))
+    escaped = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(escaped)
 
 
 @cache

@@ -559,6 +559,17 @@ def _batch_size(total: int) -> int:
     return max(25, min(massstart.MAX_BATCH, math.ceil(total / 20)))
 
 
+def _given_size(given: Any, total: int) -> int:
+    """The batch size the form asks for (ASCII digits, 1 to the services' largest), else the
+    usual one for ``total`` objects."""
+    text = given.strip() if isinstance(given, str) else ""
+    if not text:
+        return _batch_size(total)
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= massstart.MAX_BATCH:
+        raise Invalid(f"size: a batch takes 1 to {massstart.MAX_BATCH} objects", field="size")
+    return int(text)
+
+
 @router.post("/objects/{type_key}/mass-start")
 async def mass_start(ui: UiDep, type_key: TypeKey) -> HTMLResponse:
     """Count the objects the condition matches and start the first batch (the progress
@@ -575,7 +586,7 @@ async def mass_start(ui: UiDep, type_key: TypeKey) -> HTMLResponse:
         return where, massstart.count(acc, process, where, by=by)
 
     where, total = await ui.call(work)
-    size = form.get("size")
+    size = _given_size(form.get("size"), total)
     state = {
         "process": process,
         "where": "" if where is None else json.dumps(where),
@@ -583,7 +594,7 @@ async def mass_start(ui: UiDep, type_key: TypeKey) -> HTMLResponse:
         "handled": 0,
         "started": 0,
         "total": total,
-        "size": int(str(size)) if size and str(size).isdigit() else _batch_size(total),
+        "size": size,
     }
     return ui.render(
         "ui/objects/_progress.html", state=state, more=total > 0, done=total == 0, type_key=type_key
@@ -606,7 +617,7 @@ async def mass_start_batch(
     matching objects remain."""
     try:
         condition = json.loads(where) if where else None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Invalid("where: not a filter", field="where") from None
     state: dict[str, Any] = {
         "process": process,

@@ -49,6 +49,14 @@ SINK_PAGE = 50
 FEED_PAGE = 30
 TRACE_PAGE = 200
 PROCESS_CHOICES = 500
+MAIL_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+"""The policy of a kept mail's page, which its HTML frame (``srcdoc``) inherits: the mail
+loads nothing from elsewhere (no tracking pixels, fonts or styles of other hosts) and its
+frame cannot be sent to another site."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +318,12 @@ async def sink(ui: UiDep, page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> 
 async def sink_mail(mail_id: int, ui: UiDep) -> HTMLResponse:
     """One kept email: headers, the text part, the HTML part in a sandboxed frame."""
     mail = await ui.call(lambda acc, by: taskview.sink_mail(acc, mail_id, by=by))
-    return ui.render("ui/ops/sink_mail.html", title=mail.subject, mail=mail)
+    return ui.render(
+        "ui/ops/sink_mail.html",
+        headers={"Content-Security-Policy": MAIL_CSP},
+        title=mail.subject,
+        mail=mail,
+    )
 
 
 @router.get("/outbox/{message_id}")

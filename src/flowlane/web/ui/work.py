@@ -34,6 +34,7 @@ from flowlane.core.errors import FlowlaneError, Forbidden, Refused
 from flowlane.engine.context import ObjectRecord
 from flowlane.services import permissions, taskview
 from flowlane.services.account import Account
+from flowlane.services.instances import _SECRET_NAME, HIDDEN
 from flowlane.services.taskview import TaskView, Transition
 from flowlane.store.records import TaskRecord
 from flowlane.web.ui.common import Ui, UiDep
@@ -226,6 +227,27 @@ def _read_inputs(
     return values, raw
 
 
+def _secret(name: str, spec: Any) -> bool:
+    """A variable never shown (as :mod:`flowlane.services.instances` masks them): of type
+    password, or named like a secret, token or API key."""
+    typed = isinstance(spec, dict) and spec.get("type") == "password"
+    return typed or bool(_SECRET_NAME.search(name))
+
+
+def _masked_history(history: list[dict[str, Any]], secret: set[str]) -> list[dict[str, Any]]:
+    """The task's history with the values of secret variables masked."""
+    out = []
+    for h in history:
+        values = h.get("values")
+        if h.get("what") == "variables" and isinstance(values, dict):
+            hidden = {
+                k: HIDDEN if _secret(k, None) or k in secret else v for k, v in values.items()
+            }
+            h = {**h, "values": hidden}
+        out.append(h)
+    return out
+
+
 def _error_field(exc: FlowlaneError) -> str | None:
     """The input a refusal names (the service's ``field``, or that of the value error it
     was made from)."""
@@ -272,6 +294,8 @@ def _task_page(acc: Account, task_id: str, by: str, is_client: bool) -> TaskPage
     except Refused:
         variables = {}  # a task whose instance is gone has none
     editable = bool(variables) and not task.closed and permissions.can(acc, by, "work_with_tasks")
+    secret = {k for k, v in variables.items() if _secret(k, v["field"])}
+    history = _masked_history(history, secret)
     people: set[Any] = {task.assignee, (task.answer or {}).get("by")}
     people |= {h.get("by") for h in history} | {h.get("to") for h in history}
     people |= {c.get("by") for c in task.comments} | {a.get("by") for a in task.attachments}
@@ -328,6 +352,14 @@ async def _render_task(
             var_raw or {},
             {},
         )
+        for given in variables:
+            if not _secret(given.key, page.variables[given.key]["field"]):
+                continue
+            # never sent to the browser: an empty input keeps the value (set_variables)
+            if page.variables_editable:
+                given.widget, given.value = "password", ""
+            else:
+                given.value = HIDDEN
         return page, fields, variables
 
     page, fields, variables = await ui.call(work)
@@ -661,6 +693,10 @@ async def set_variables(task_id: str, ui: UiDep) -> Response:
     values, raw = _read_inputs(form, VAR_PREFIX, specs)
     changed: dict[str, Any] = {}
     for key in specs:
+        if _secret(key, specs[key]):
+            if raw.get(key, ""):  # a secret's input is always empty: typed in, it changes
+                changed[key] = values.get(key)
+            continue
         before = _shown(found[key]["value"], ui.container.store.tz)
         if raw.get(key, "") != before:
             changed[key] = values.get(key)
