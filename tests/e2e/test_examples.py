@@ -147,16 +147,16 @@ def test_a_large_order_is_announced_to_the_sales_heads_with_a_call_task(
     with live.api("owner") as owner:
         for head in heads:
             _ok(owner.patch(f"/users/{head}", json={"groups": ["sales-heads"]}))
-        small = {"number": "A-1", "amount": 999, "client": client, "manager": manager}
+        small = {"number": "A-1", "amount": 49999, "client": client, "manager": manager}
         _ok(owner.post("/objects", json={"type": "order", "id": "small", "data": small}), 201)
-        big = {"number": "A-2", "amount": 1500, "client": client, "manager": manager}
+        big = {"number": "A-2", "amount": 75000, "client": client, "manager": manager}
         _ok(owner.post("/objects", json={"type": "order", "id": "big", "data": big}), 201)
     live.work()
 
     announced = _mails(smtp, 2)
     assert sorted(str(m["To"]) for m in announced) == sorted(f"{h}@example.com" for h in heads)
     for mail in announced:
-        assert str(mail["Subject"]) == "Large order A-2: 1500"
+        assert str(mail["Subject"]) == "Large order A-2: 75000"
         assert "Kira Client" in _text(mail) and "Mila Manager" in _text(mail)
     with live.api("manager") as mila:
         [task] = [t for t in _ok(mila.get("/inbox"))["items"] if t["object_id"] == "big"]
@@ -165,7 +165,7 @@ def test_a_large_order_is_announced_to_the_sales_heads_with_a_call_task(
 
     live.advance(DAY)
     with live.api("manager") as mila:
-        _ok(mila.patch("/objects/big", json={"set": {"status": "paid", "paid_amount": 1500}}))
+        _ok(mila.patch("/objects/big", json={"set": {"status": "paid", "paid_amount": 75000}}))
         _ok(mila.post(f"/tasks/{task['id']}/status", json={"to": "done"}))
     live.work()
     paid = _mails(smtp, 4)[2:]

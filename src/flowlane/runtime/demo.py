@@ -1,12 +1,16 @@
-"""The demo account ``flowlane demo`` installs: several recipes in one account with people and
-sample data, so that a newcomer who runs ``make run`` sees a living account.
+"""The demo account ``flowlane demo`` installs: every scenario recipe in one account with people
+and sample data, so that a newcomer who runs ``make run`` sees a living account.
 
-:func:`install_demo` deploys the merged recipes and, on an empty database, adds the people
-(an owner, an admin, two sales managers, clients) and objects in many states: orders (new
-ones enter ``new-order`` and wait for payment, others paid, cancelled, in work), events at
-every stage with registrations, homework handed out to clients. Everything goes through the
-services, as a person would do it, so the processes start and run as they would for real.
-Installing again on a database that has the demo's owner changes nothing.
+:func:`install_demo` deploys the merged recipes (:data:`DEMO_RECIPES`: all of ``recipes/``
+but ``launches``, whose processes only show launch kinds and would all fire on the demo's
+orders) and, on an empty database, adds the people (an owner, an admin, two sales managers,
+clients) and objects in many states: orders (new ones enter ``new-order`` and wait for
+payment, others paid, cancelled, in work; a large one is announced to the sales heads),
+homework handed out to clients, a purchase email waiting for the owner's check and a webinar
+in three days, events at several stages with registrations, contracts with reviews waiting
+for their managers, a birthday, a course about to end and a lesson not done. Everything goes
+through the services, as a person would do it, so the processes start and run as they would
+for real. Installing again on a database that has the demo's owner changes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from flowlane.runtime.durable import deploy, request_account
 from flowlane.services.account import Account
 from flowlane.store.sql.store import SqlStore
 
-DEMO_RECIPES = ("order-processing", "homework", "course", "events", "reviews")
+DEMO_RECIPES = ("order-processing", "homework", "course", "events", "reviews", "examples")
 """The recipes the demo account runs (folders under ``recipes/``)."""
 DEMO_PASSWORD = "flowlane-demo"
 """Every demo person's password (printed by ``flowlane demo``)."""
@@ -110,6 +114,8 @@ def install_demo(recipe: Recipe, store: SqlStore, data: Path | None = None) -> D
         acc.attempt(lambda: _reviews(acc))
     if "webinar" in recipe.processes:
         acc.attempt(lambda: _course(acc))
+    if "large-order-alert" in recipe.processes:
+        acc.attempt(lambda: _examples(acc))
     return DemoAccount(True, logins())
 
 
@@ -348,4 +354,37 @@ def _course(acc: Account) -> None:
             "homework": "Draw the funnel of your own school and mark where people leave.",
         },
         by="olga",
+    )
+
+
+def _examples(acc: Account) -> None:
+    """S6: Ivan's birthday is today (the hourly check gives him a discount), Pavel's yoga
+    course ends in five days (reminded two days from now), Anna has not done lesson 3 (her
+    curator Adam hears in ten days), and a large order is announced to Boris, a sales head."""
+    local = acc.now.astimezone(acc.store.tz)
+    acc.update_object("boris", {"groups": ["sales", "sales-heads"]})
+    acc.update_object("adam", {"groups": ["curators"]})
+    acc.update_object("ivan", {"birthday": local.date().replace(year=1991).isoformat()})
+    acc.create_object(
+        "purchase",
+        {
+            "number": "P-301",
+            "status": "active",
+            "offer": "Yoga course, 3 months",
+            "client": "pavel",
+            "manager": "maria",
+            "starts": (local - timedelta(days=85)).isoformat(),
+            "expires": (local + timedelta(days=5)).isoformat(),
+        },
+        object_id="p-301",
+    )
+    acc.create_object(
+        "lesson_progress",
+        {"student": "anna", "lesson": "Lesson 3: Funnels in practice", "curator": "adam"},
+        object_id="anna-lesson-3",
+    )
+    acc.create_object(
+        "order",
+        {"number": "A-1005", "client": "kira", "amount": 120000, "status": "new"},
+        object_id="a-1005",
     )
