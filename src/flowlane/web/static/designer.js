@@ -366,10 +366,30 @@
 
   function rootElement() { return canvas.getRootElement(); }
 
+  // Fit the diagram into the canvas beside the palette (which floats over its left edge),
+  // never larger than 100 %, centred vertically.
+  function fitBesidePalette() {
+    canvas.zoom("fit-viewport", "auto");
+    if (canvas.zoom() > 1) { canvas.zoom(1, "auto"); }
+    var palette = document.querySelector(".djs-palette");
+    var box = canvas._container.getBoundingClientRect();
+    var inner = canvas.viewbox().inner;
+    if (!palette || !inner || inner.width <= 0 || inner.height <= 0) { return; }
+    var room = palette.getBoundingClientRect().right - box.left + 24;
+    var width = box.width - room - 24, height = box.height - 48;
+    if (width < 120 || height < 120) { return; }
+    var scale = Math.min(1, width / inner.width, height / inner.height);
+    canvas.viewbox({
+      x: inner.x - room / scale,
+      y: inner.y - (box.height / scale - inner.height) / 2,
+      width: box.width / scale,
+      height: box.height / scale
+    });
+  }
+
   function importXml(xml) {
     return bpmnjs.importXML(xml).then(function () {
-      canvas.zoom("fit-viewport", "auto");
-      if (canvas.zoom() > 1) { canvas.zoom(1, "auto"); }
+      fitBesidePalette();
       clearMarks();
       renderPanel();
     });
