@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck imports pytest bench clean dovecot assets chromium screenshots
+.PHONY: run test lint typecheck imports pytest bench clean dovecot assets chromium screenshots \
+	conformance
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -47,6 +48,11 @@ pytest: $(STAMP) $(ASSETS) dovecot chromium
 	$(BIN)/pytest -q -p no:cacheprovider --cov --cov-report=term:skip-covered
 
 test: lint typecheck imports pytest
+
+# The BPMN conformance table docs/CONFORMANCE.md, from the corpus in ../shared/conformance (or
+# $FLOWLANE_CONFORMANCE); tests/conformance/test_table.py fails when the table is stale.
+conformance: $(STAMP)
+	$(BIN)/python tools/conformance.py
 
 # Pictures of the main pages for the README (docs/screenshots/), from the demo account.
 screenshots: $(STAMP) $(ASSETS) chromium

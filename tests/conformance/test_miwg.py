@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from tests.conformance.conftest import CORPUS
 
 from flowlane.model.bpmn_graph import (
     BPMN_NS,
@@ -20,14 +21,13 @@ from flowlane.model.bpmn_graph import (
     parse_bpmn,
     to_xml,
 )
-from tests.conformance.conftest import CORPUS
 
 ROW = re.compile(r"^\| `(miwg/[^`]+\.bpmn)` \| .*?Elements: (.*?) \| .* \|$")
 ITEM = re.compile(r"^(?P<kind>[A-Za-z-]+(?:\([a-z,-]+\))?)×(?P<n>\d+)$")
 
 
 def _manifest() -> dict[str, Counter[str]]:
-    """The "Elements:" list of every MIWG row, e.g. ``boundaryEvent(message,non-interrupting)×1``."""
+    """The "Elements:" list of each MIWG row (``boundaryEvent(message,non-interrupting)×1``)."""
     path = CORPUS / "MANIFEST.md"
     if not path.is_file():
         return {}
