@@ -454,7 +454,14 @@ def test_json_schema() -> None:
     assert field["properties"]["type"]["enum"] == list(FIELD_TYPES)
     assert field["required"] == ["type"]
     type_spec = schema["$defs"]["TypeSpec"]
-    assert set(type_spec["properties"]) == {"label", "stages", "success", "failure", "fields"}
+    assert set(type_spec["properties"]) == {
+        "label",
+        "stages",
+        "success",
+        "failure",
+        "fields",
+        "card",
+    }
     assert type_spec["additionalProperties"] is False
     # `of` is a type name or a nested field spec
     of_text = json.dumps(field["properties"]["of"])
@@ -466,3 +473,39 @@ def test_model_parses_formats_example() -> None:
     parsed = ObjectsFile.model_validate(FORMATS_EXAMPLE)
     assert parsed.types["event"].success == "held"
     assert parsed.types["order"].fields["paid_amount"].default == 0
+
+
+def test_card_fields_are_kept_checked_and_stored() -> None:
+    """``card``: the fields a kanban card shows, in order; stored and read back with the type."""
+    from flowlane.objects.build import load_type, type_spec
+
+    data = {
+        "types": {
+            "event": {
+                "stages": ["new", "open"],
+                "card": ["title", "start", "owner"],
+                "fields": {
+                    "title": {"type": "string"},
+                    "start": {"type": "datetime"},
+                    "owner": {"type": "link", "to": "user"},
+                },
+            }
+        }
+    }
+    event = build_schema(data).types["event"]
+    assert event.card == ("title", "start", "owner")
+    assert load_type("event", type_spec(event)) == event
+    assert build_schema(None).types["user"].card == ()
+    bad = {
+        "types": {
+            "event": {
+                "card": ["title", "nope", "title", "secret"],
+                "fields": {"title": {"type": "string"}, "secret": {"type": "password"}},
+            }
+        }
+    }
+    assert problems_of(bad) == [
+        "objects.yaml:event.card: field 'title' is listed twice",
+        "objects.yaml:event.card: 'nope' is not a field of event",
+        "objects.yaml:event.card: 'secret' is a password: a card never shows it",
+    ]

@@ -249,6 +249,13 @@ class _Builder:
                 continue
             fields[name] = _spec(name, model)
         self.stages(key, spec)
+        for name in _duplicates(spec.card):
+            self.problem(f"{key}.card", f"field {name!r} is listed twice")
+        for name in spec.card:
+            if name not in fields:
+                self.problem(f"{key}.card", f"{name!r} is not a field of {key}")
+            elif name in fields and fields[name].write_only:
+                self.problem(f"{key}.card", f"{name!r} is a password: a card never shows it")
         return ObjectType(
             key=key,
             label=spec.label or (base.label if base is not None else key),
@@ -257,6 +264,7 @@ class _Builder:
             success=spec.success,
             failure=spec.failure,
             builtin=base is not None,
+            card=tuple(spec.card if spec.card else (base.card if base is not None else ())),
         )
 
     def stages(self, key: str, spec: TypeSpec) -> None:
@@ -397,4 +405,6 @@ def type_spec(otype: ObjectType) -> dict[str, Any]:
     if otype.failure is not None:
         out["failure"] = otype.failure
     out["fields"] = {name: field_spec(spec) for name, spec in otype.fields.items()}
+    if otype.card:
+        out["card"] = list(otype.card)
     return out

@@ -143,6 +143,7 @@ def merge_type(
         stages=declared.stages if staged else current.stages,
         success=declared.success if staged else current.success,
         failure=declared.failure if staged else current.failure,
+        card=declared.card if since is None or declared.card != since.card else current.card,
     )
 
 

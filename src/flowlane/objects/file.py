@@ -98,6 +98,11 @@ class TypeSpec(BaseModel):
         default_factory=dict,
         description="Fields by name; on a built-in type a declared field replaces the built-in.",
     )
+    card: list[str] = Field(
+        default_factory=list,
+        description="The fields a kanban card and the object list show, in this order; the "
+        "first is the card's title (default: name, title... first, then the others by name).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -80,6 +80,8 @@ class ObjectType:
     success: str | None = None
     failure: str | None = None
     builtin: bool = False
+    card: tuple[str, ...] = ()
+    """The fields a kanban card shows, in order (empty: chosen by the UI)."""
 
     @property
     def has_stages(self) -> bool:

@@ -414,8 +414,11 @@ def refuse_sent_back(result: MoveResult) -> None:
 
 
 def card_fields(otype: ObjectType) -> list[str]:
-    """The fields a kanban card shows: ``name``, ``title``... first, then the others by
-    name; no passwords, long texts, lists or files; at most :data:`CARD_FIELDS`."""
+    """The fields a kanban card shows: the type's ``card`` when it has one; else ``name``,
+    ``title``... first, then the others by name; no passwords, long texts, lists or files; at
+    most :data:`CARD_FIELDS`."""
+    if otype.card:
+        return list(otype.card)
 
     def fits(spec: FieldSpec) -> bool:
         return spec.type not in ("password", "text", "list", "file")
