@@ -1,0 +1,499 @@
+"""Compile parsed standard BPMN (:mod:`flowlane.model.bpmn_graph`) into executable
+definitions (ADR 0012, stage 1).
+
+:func:`compile_bpmn` takes a :class:`~flowlane.model.bpmn_graph.BpmnSet` (files loaded
+together) and the id of the process to run, and returns a :class:`BpmnProgram`: that
+process and every process it calls (``calledElement`` resolved across the files), each a
+:class:`BpmnDefinition` with its nodes and sequence flows by id, conditions compiled into
+flowlane's safe expressions, defaults on gateways and activities, and its scopes (the
+process and each embedded sub-process) with their start nodes.
+
+Anything the interpreter (:mod:`flowlane.engine.bpmn`) cannot run yet is an import error,
+:class:`BpmnImportError`, listing **every** unsupported element by id and kind with the
+reason; nothing is silently dropped. Expressions in an unknown language are errors too.
+
+Options (:class:`CompileOptions`) record source-engine conventions: ``task_mode``
+(``wait``: a plain ``bpmn:task`` is a wait state, SpiffWorkflow; ``pass``: it completes by
+itself, bpmn-engine) and ``choice_convention`` (Spiff's test parser: an unconditioned
+outgoing flow of an exclusive gateway means ``choice == '<flow name>'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flowlane.core.duration import parse_duration
+from flowlane.core.errors import DurationError, ExpressionError, ValidationError
+from flowlane.expr.compiler import Expression as SafeExpression
+from flowlane.expr.script import Script, compile_python_expression, compile_script
+from flowlane.model.bpmn_graph import (
+    BpmnGraph,
+    BpmnSet,
+    Definitions,
+    EventDefinition,
+    FlowNode,
+    Process,
+    Scope,
+)
+from flowlane.model.bpmn_graph import Expression as XmlExpression
+
+PYTHON_LANGUAGES = frozenset({"python", "text/x-python", "py", "flowlane"})
+WAIT_TASKS = frozenset({"userTask", "manualTask"})
+PASS_TASKS = frozenset({"serviceTask", "scriptTask"})
+GATEWAYS = frozenset({"exclusiveGateway", "parallelGateway", "inclusiveGateway"})
+BOUNDARY_KINDS = frozenset({"timer", "message", "signal"})
+CATCH_KINDS = frozenset({"timer", "message", "signal"})
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    task_mode: str = "wait"
+    """``wait`` (Spiff: ``bpmn:task`` waits) or ``pass`` (bpmn-engine: it completes)."""
+    choice_convention: bool = False
+    expressions: str = "python"
+    """The language of expressions and scripts that name none."""
+
+    def __post_init__(self) -> None:
+        if self.task_mode not in ("wait", "pass"):
+            raise ValidationError(f"task_mode must be wait or pass, not {self.task_mode!r}")
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    element: str
+    kind: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.element} ({self.kind}): {self.reason}"
+
+
+class BpmnImportError(ValidationError):
+    """The diagram uses elements the engine cannot run (yet); ``problems`` lists them all."""
+
+    code = "bpmn_unsupported"
+
+    def __init__(self, problems: list[Unsupported]) -> None:
+        self.problems = tuple(problems)
+        lines = "; ".join(str(p) for p in problems)
+        super().__init__(f"cannot run this BPMN: {lines}", problems=[str(p) for p in problems])
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A timer: ``expression`` evaluates to ISO text (or a literal ISO text was given)."""
+
+    kind: str
+    """``duration`` or ``date``."""
+    expression: SafeExpression | None
+    literal: str | None = None
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    source: str
+    target: str
+    name: str | None = None
+    condition: SafeExpression | None = None
+    condition_text: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    kind: str
+    name: str | None
+    scope: str
+    """The id of the scope element holding it (the process or a sub-process)."""
+    incoming: tuple[str, ...] = ()
+    outgoing: tuple[str, ...] = ()
+    default: str | None = None
+    wait: bool = False
+    """A task that waits for the host (``ready()``)."""
+    terminate: bool = False
+    script: Script | None = None
+    called: str | None = None
+    """The process id a call activity runs."""
+    trigger: str | None = None
+    """``timer`` / ``message`` / ``signal`` for catch and boundary events."""
+    event_name: str | None = None
+    """The message or signal name matched (the message's name, else the event's)."""
+    timer: Timer | None = None
+    attached_to: str | None = None
+    interrupting: bool = True
+    boundaries: tuple[str, ...] = ()
+
+    @property
+    def is_activity(self) -> bool:
+        return self.kind in ACTIVITIES
+
+
+ACTIVITIES = frozenset(
+    {
+        "task",
+        "userTask",
+        "manualTask",
+        "serviceTask",
+        "scriptTask",
+        "subProcess",
+        "callActivity",
+        "receiveTask",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ScopeDef:
+    id: str
+    kind: str
+    """``process`` or ``subProcess``."""
+    starts: tuple[str, ...]
+    """The none start events, and every node without incoming flow (implicit start)."""
+
+
+@dataclass(frozen=True)
+class BpmnDefinition:
+    id: str
+    name: str | None
+    source: str
+    nodes: Mapping[str, Node]
+    flows: Mapping[str, Flow]
+    scopes: Mapping[str, ScopeDef]
+    inputs: tuple[str, ...] | None = None
+    """Process ``ioSpecification`` dataInput ids (a call passes only these), else None."""
+    outputs: tuple[str, ...] | None = None
+
+    def named(self, name: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.name == name]
+
+
+@dataclass(frozen=True)
+class BpmnProgram:
+    main: str
+    definitions: Mapping[str, BpmnDefinition]
+    options: CompileOptions = field(default_factory=CompileOptions)
+
+    @property
+    def entry(self) -> BpmnDefinition:
+        return self.definitions[self.main]
+
+
+def iso_timer_value(value: object, kind: str, now: datetime) -> datetime:
+    """The due time of a timer whose definition evaluated to ``value`` (ISO text)."""
+    if isinstance(value, timedelta):
+        return now + value
+    if isinstance(value, datetime):
+        return value if value.tzinfo or now.tzinfo is None else value.replace(tzinfo=now.tzinfo)
+    if not isinstance(value, str):
+        raise ValidationError(f"a timer needs ISO 8601 text, not {value!r}")
+    if kind == "duration":
+        try:
+            return now + parse_duration(value)
+        except DurationError as exc:
+            raise ValidationError(str(exc)) from None
+    try:
+        due = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f"not an ISO 8601 date: {value!r}") from None
+    if due.tzinfo is None and now.tzinfo is not None:
+        due = due.replace(tzinfo=now.tzinfo)
+    return due
+
+
+class _Compiler:
+    def __init__(self, bpmn: BpmnSet, options: CompileOptions) -> None:
+        self.set = bpmn
+        self.options = options
+        self.problems: list[Unsupported] = []
+        self.definitions: dict[str, BpmnDefinition] = {}
+
+    def bad(self, element: str, kind: str, reason: str) -> None:
+        self.problems.append(Unsupported(element, kind, reason))
+
+    def language_ok(self, expr: XmlExpression, element: str, kind: str, what: str) -> bool:
+        language = (expr.language or self.options.expressions or "python").strip().lower()
+        if language not in PYTHON_LANGUAGES:
+            self.bad(element, kind, f"{what} in language {expr.language!r} (no adapter)")
+            return False
+        return True
+
+    def expression(self, text: str, element: str, kind: str, what: str) -> SafeExpression | None:
+        try:
+            return compile_python_expression(text)
+        except ExpressionError as exc:
+            self.bad(element, kind, f"{what} {text.strip()!r}: {exc.message}")
+            return None
+
+    def program(self, main: str) -> BpmnProgram:
+        self.process(main)
+        if self.problems:
+            raise BpmnImportError(self.problems)
+        return BpmnProgram(main, dict(self.definitions), self.options)
+
+    def process(self, pid: str) -> None:
+        if pid in self.definitions:
+            return
+        found = self.set.callee(pid)
+        if found is None:
+            self.bad(pid, "process", "no loaded file defines this process")
+            return
+        graph, process = found
+        nodes: dict[str, Node] = {}
+        flows: dict[str, Flow] = {}
+        scopes: dict[str, ScopeDef] = {}
+        calls: list[str] = []
+        messages = _names(graph.definitions, "message")
+        signals = _names(graph.definitions, "signal")
+        # placeholder against recursion (a process calling itself)
+        self.definitions[pid] = BpmnDefinition(pid, process.name, graph.source, {}, {}, {})
+        self.scope(process.body, pid, "process", nodes, flows, scopes, calls, messages, signals)
+        inputs = outputs = None
+        if process.io is not None:
+            inputs = tuple(i for i, _ in process.io.inputs)
+            outputs = tuple(i for i, _ in process.io.outputs)
+        self.definitions[pid] = BpmnDefinition(
+            pid, process.name, graph.source, nodes, flows, scopes, inputs, outputs
+        )
+        for callee in calls:
+            self.process(callee)
+
+    def scope(
+        self,
+        body: Scope,
+        sid: str,
+        kind: str,
+        nodes: dict[str, Node],
+        flows: dict[str, Flow],
+        scopes: dict[str, ScopeDef],
+        calls: list[str],
+        messages: dict[str, str],
+        signals: dict[str, str],
+    ) -> None:
+        by_id = {n.id: n for n in body.nodes}
+        incoming: dict[str, list[str]] = {n.id: [] for n in body.nodes}
+        outgoing: dict[str, list[str]] = {n.id: [] for n in body.nodes}
+        for f in body.flows:
+            if f.source is None or f.target is None:
+                self.bad(f.id, "sequenceFlow", "missing sourceRef or targetRef")
+                continue
+            if f.source not in by_id or f.target not in by_id:
+                self.bad(f.id, "sequenceFlow", "source or target is not in the same scope")
+                continue
+            outgoing[f.source].append(f.id)
+            incoming[f.target].append(f.id)
+            flows[f.id] = self.flow(f, by_id[f.source])
+        boundaries: dict[str, list[str]] = {}
+        for n in body.nodes:
+            if n.kind == "boundaryEvent" and n.attached_to is not None:
+                boundaries.setdefault(n.attached_to, []).append(n.id)
+        starts: list[str] = []
+        for n in body.nodes:
+            node = self.node(n, sid, messages, signals)
+            if node is None:
+                continue
+            node = _with(
+                node,
+                incoming=tuple(incoming[n.id]),
+                outgoing=tuple(outgoing[n.id]),
+                boundaries=tuple(boundaries.get(n.id, ())),
+            )
+            nodes[n.id] = node
+            if n.kind == "callActivity" and node.called:
+                calls.append(node.called)
+            if n.default is not None and n.default not in outgoing[n.id]:
+                self.bad(n.id, n.kind, f"default flow {n.default!r} is not an outgoing flow")
+            if n.kind == "subProcess" and n.body is not None and not n.triggered_by_event:
+                self.scope(
+                    n.body, n.id, "subProcess", nodes, flows, scopes, calls, messages, signals
+                )
+            if (
+                not incoming[n.id]
+                and n.kind != "boundaryEvent"
+                and not (n.kind == "startEvent" and n.event_definitions)
+            ):
+                starts.append(n.id)
+        scopes[sid] = ScopeDef(sid, kind, tuple(starts))
+
+    def flow(self, f: object, source: FlowNode) -> Flow:
+        from flowlane.model.bpmn_graph import SequenceFlow
+
+        assert isinstance(f, SequenceFlow)
+        assert f.source is not None and f.target is not None
+        text: str | None = None
+        condition: SafeExpression | None = None
+        if f.condition is not None and f.condition.text.strip():
+            if self.language_ok(f.condition, f.id, "sequenceFlow", "condition"):
+                text = f.condition.text.strip()
+                condition = self.expression(text, f.id, "sequenceFlow", "condition")
+        elif (
+            self.options.choice_convention
+            and source.kind == "exclusiveGateway"
+            and len(source.outgoing) > 1
+            and source.default != f.id
+            and f.name
+        ):
+            text = f"choice == {f.name!r}"
+            condition = self.expression(text, f.id, "sequenceFlow", "condition")
+        return Flow(f.id, f.source, f.target, f.name, condition, text)
+
+    def node(
+        self, n: FlowNode, sid: str, messages: dict[str, str], signals: dict[str, str]
+    ) -> Node | None:
+        base = Node(
+            n.id,
+            n.kind,
+            n.name,
+            sid,
+            default=n.default,
+            attached_to=n.attached_to,
+            interrupting=n.cancel_activity,
+        )
+        self.refuse_extras(n)
+        if n.is_event:
+            return self.event(n, base, messages, signals)
+        return self.activity(n, base)
+
+    def refuse_extras(self, n: FlowNode) -> None:
+        if n.loop is not None:
+            what = "standard loops" if n.loop.kind == "standard" else "multi-instance"
+            self.bad(n.id, n.kind, f"{what} are not supported yet")
+        if n.io is not None and n.kind != "callActivity":
+            self.bad(n.id, n.kind, "ioSpecification on an activity is not supported yet")
+        if n.data_associations:
+            self.bad(n.id, n.kind, "data associations (data objects) are not supported yet")
+        if n.is_for_compensation:
+            self.bad(n.id, n.kind, "compensation handlers are not supported yet")
+
+    def event(
+        self, n: FlowNode, base: Node, messages: dict[str, str], signals: dict[str, str]
+    ) -> Node:
+        defs = n.event_definitions
+        kind = n.kind
+        if kind == "startEvent":
+            if defs:
+                self.bad(n.id, kind, f"{_kinds(defs)} start events are not supported yet")
+            return base
+        if kind == "endEvent":
+            if not defs:
+                return base
+            if len(defs) == 1 and defs[0].kind == "terminate":
+                return _with(base, terminate=True)
+            self.bad(n.id, kind, f"{_kinds(defs)} end events are not supported yet")
+            return base
+        if kind == "intermediateThrowEvent":
+            if defs:
+                self.bad(n.id, kind, f"{_kinds(defs)} throw events are not supported yet")
+            return base
+        if kind in ("intermediateCatchEvent", "boundaryEvent"):
+            return self.catch(n, base, messages, signals)
+        self.bad(n.id, n.label, f"{kind} is not supported yet")
+        return base
+
+    def activity(self, n: FlowNode, base: Node) -> Node | None:
+        kind = n.kind
+        if kind == "task":
+            return _with(base, wait=self.options.task_mode == "wait")
+        if kind in WAIT_TASKS:
+            return _with(base, wait=True)
+        if kind == "serviceTask":
+            return base
+        if kind == "scriptTask":
+            return self.script_task(n, base)
+        if kind in GATEWAYS:
+            return base
+        if kind == "subProcess":
+            if n.triggered_by_event:
+                self.bad(n.id, "eventSubProcess", "event sub-processes are not supported yet")
+            return base
+        if kind == "callActivity":
+            return self.call(n, base)
+        self.bad(n.id, kind, f"{kind} is not supported yet")
+        return None
+
+    def call(self, n: FlowNode, base: Node) -> Node:
+        if not n.called_element:
+            self.bad(n.id, n.kind, "no calledElement")
+            return base
+        ce = n.called_element
+        if self.set.callee(ce) is None and ":" in ce:
+            ce = ce.partition(":")[2]
+        if self.set.callee(ce) is None:
+            self.bad(n.id, n.kind, f"the called process {ce!r} was not found")
+            return base
+        return _with(base, called=ce)
+
+    def script_task(self, n: FlowNode, base: Node) -> Node:
+        if n.script is None or not n.script.text.strip():
+            return base
+        language = (n.script.language or self.options.expressions or "python").strip().lower()
+        if language not in PYTHON_LANGUAGES:
+            self.bad(n.id, n.kind, f"script in language {n.script.language!r} (no adapter)")
+            return base
+        try:
+            return _with(base, script=compile_script(n.script.text))
+        except ExpressionError as exc:
+            self.bad(n.id, n.kind, f"script outside the safe subset: {exc.message}")
+            return base
+
+    def catch(
+        self, n: FlowNode, base: Node, messages: dict[str, str], signals: dict[str, str]
+    ) -> Node:
+        defs = n.event_definitions
+        if len(defs) != 1 or defs[0].kind not in CATCH_KINDS:
+            what = _kinds(defs) if defs else "none"
+            self.bad(n.id, n.label, f"{what} catch events are not supported yet")
+            return base
+        d = defs[0]
+        if d.kind == "message":
+            name = messages.get(d.ref or "") if d.ref else None
+            return _with(base, trigger="message", event_name=name or n.name or d.ref)
+        if d.kind == "signal":
+            name = signals.get(d.ref or "") if d.ref else None
+            return _with(base, trigger="signal", event_name=name or n.name or d.ref)
+        if len(d.timers) != 1 or d.timers[0].kind == "cycle":
+            self.bad(n.id, n.label, "timer cycles are not supported yet")
+            return base
+        t = d.timers[0]
+        text = t.expression.text.strip()
+        if not self.language_ok(t.expression, n.id, n.label, "timer"):
+            return base
+        expr = self.expression(text, n.id, n.label, "timer")
+        return _with(base, trigger="timer", timer=Timer(t.kind, expr))
+
+
+def _with(node: Node, **changes: object) -> Node:
+    from dataclasses import replace
+
+    return replace(node, **changes)  # type: ignore[arg-type]
+
+
+def _kinds(defs: tuple[EventDefinition, ...]) -> str:
+    return "/".join(d.kind for d in defs) or "none"
+
+
+def _names(d: Definitions, kind: str) -> dict[str, str]:
+    return {r.id: r.name or r.id for r in d.roots if r.kind == kind and r.id}
+
+
+def executable_processes(graph: BpmnGraph) -> list[Process]:
+    procs = list(graph.definitions.processes)
+    marked = [p for p in procs if p.is_executable]
+    return marked or procs
+
+
+def compile_bpmn(
+    bpmn: BpmnSet, process: str | None = None, options: CompileOptions | None = None
+) -> BpmnProgram:
+    """Compile ``process`` (default: the one executable process of the first file) and every
+    process it calls. Raises :class:`BpmnImportError` listing every unsupported element."""
+    opts = options or CompileOptions()
+    if process is None:
+        candidates = executable_processes(bpmn.graphs[0]) if bpmn.graphs else []
+        if len(candidates) != 1:
+            ids = ", ".join(p.id for p in candidates) or "none"
+            raise ValidationError(f"name the process to run (executable processes: {ids})")
+        process = candidates[0].id
+    return _Compiler(bpmn, opts).program(process)
