@@ -38,6 +38,7 @@ from flowlane.core.errors import FlowlaneError
 from flowlane.engine.bpmn import BpmnRun, deep_merge
 from flowlane.model.bpmn_compile import BpmnImportError, BpmnProgram, CompileOptions, compile_bpmn
 from flowlane.model.bpmn_graph import load_bpmn_files
+from flowlane.model.dmn import is_dmn_file, load_dmn_files
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "scenarios"
@@ -91,10 +92,13 @@ def compile_scenario(spec: dict[str, Any], corpus: Path = CORPUS) -> BpmnProgram
     options = CompileOptions(
         task_mode=str(opts.get("task_mode", "wait")),
         choice_convention=bool(opts.get("choice_convention", False)),
+        parallel_join=str(opts.get("parallel_join", "strict")),
         expressions=str(opts.get("expressions", "python")),
     )
-    bpmn = load_bpmn_files(_paths(corpus, spec))
-    return compile_bpmn(bpmn, spec.get("process"), options)
+    paths = _paths(corpus, spec)
+    bpmn = load_bpmn_files([p for p in paths if not is_dmn_file(p)])
+    decisions = load_dmn_files([p for p in paths if is_dmn_file(p)])
+    return compile_bpmn(bpmn, spec.get("process"), options, decisions)
 
 
 def _activities(program: BpmnProgram) -> set[str]:

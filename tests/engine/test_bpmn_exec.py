@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from flowlane.core.errors import ExpressionError
+from flowlane.core.errors import ExpressionError, ValidationError
 from flowlane.engine.bpmn import BpmnRun
 from flowlane.expr.script import compile_script
 from flowlane.model.bpmn_compile import BpmnImportError, BpmnProgram, CompileOptions, compile_bpmn
@@ -90,6 +90,34 @@ def test_parallel_join_waits_for_two_flows_from_one_source() -> None:
     assert run.trace.count("join") == 1
     run.complete("after")
     assert run.status == "completed" and run.ended_at == ["end"]
+
+
+LOOP_JOIN = (
+    '<bpmn:process id="p" isExecutable="true">'
+    '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="join"/>'
+    '<bpmn:exclusiveGateway id="more" default="done"/>'
+    + script("again", "n += 1")
+    + '<bpmn:endEvent id="end"/>'
+    + flow("f1", "start", "join")
+    + flow("f2", "join", "more")
+    + flow("loop", "more", "again", "n &lt; 2")
+    + flow("back", "again", "join")
+    + flow("done", "more", "end")
+    + "</bpmn:process>"
+)
+
+
+def test_a_parallel_join_on_a_loop_waits_when_strict_and_fires_when_reachable() -> None:
+    """BPMN's parallel join waits for every incoming flow: the loop's way back can never get a
+    token first, so it waits for good. Spiff's rule (``parallel_join: reachable``) fires it once
+    no other token can reach the empty flow."""
+    strict = BpmnRun.start(program(LOOP_JOIN), {"n": 0})
+    assert strict.status == "running" and strict.ended_at == [] and strict.ready() == []
+    loose = BpmnRun.start(program(LOOP_JOIN, parallel_join="reachable"), {"n": 0})
+    assert loose.status == "completed" and loose.ended_at == ["end"]
+    assert loose.data["n"] == 2 and loose.trace.count("join") == 3
+    with pytest.raises(ValidationError):
+        CompileOptions(parallel_join="sometimes")
 
 
 def test_terminate_inside_a_sub_process_ends_only_the_sub_process() -> None:
@@ -213,13 +241,25 @@ def test_script_subset_runs_assignments_if_and_del() -> None:
     assert data == {"x": 11, "y": 2}
 
 
+def test_print_is_a_no_op_whose_values_are_still_checked() -> None:
+    """``print(f"...")`` prints nothing; its arguments and an f-string's values must be safe
+    expressions (anything else is refused when the script is compiled)."""
+    data: dict[str, object] = {"x": 2}
+    compile_script('print(f"x is {x + 1:>3}", x)').run(data)
+    assert data == {"x": 2}
+    with pytest.raises(ExpressionError):
+        compile_script("print(f\"{__import__('os')}\")")
+    with pytest.raises(ExpressionError):
+        compile_script("print(x.__class__)")
+
+
 def test_unsupported_elements_are_all_listed_by_id() -> None:
     body = (
         '<bpmn:process id="p" isExecutable="true">'
         '<bpmn:startEvent id="start"/>'
         '<bpmn:complexGateway id="cx"/>'
         '<bpmn:businessRuleTask id="rule"/>'
-        + script("js", "next();", fmt="JavaScript")
+        + script("js", "console.log(1); next();", fmt="JavaScript")
         + flow("f1", "start", "cx")
         + flow("f2", "cx", "rule", "a === 1")
         + "</bpmn:process>"

@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowlane.core.errors import FlowlaneError, Refused
+from flowlane.engine import bpmn_data, bpmn_events
 from flowlane.model.bpmn_compile import (
     BpmnDefinition,
     BpmnProgram,
@@ -207,30 +208,25 @@ class BpmnRun:
     def message(self, name: str, data: Mapping[str, Any] | None = None) -> bool:
         """Deliver a message by name to the first catch or boundary waiting for it."""
         self._running()
-        matches = [t for t in self._tokens() if t["wait"] == "message" and t["name"] == name]
-        if not matches:
-            return False
-        self._guarded(lambda: self._trigger(matches[0], data))
-        return True
+        delivered: list[bool] = []
+        payload = copy.deepcopy(dict(data or {}))
+        self._guarded(lambda: delivered.append(bpmn_events.deliver_message(self, name, payload)))
+        return bool(delivered and delivered[0])
 
     def signal(self, name: str, data: Mapping[str, Any] | None = None) -> int:
         """Broadcast a signal to every catch and boundary waiting for it."""
         self._running()
-        matches = [t for t in self._tokens() if t["wait"] == "signal" and t["name"] == name]
-
-        def go() -> None:
-            for t in matches:
-                if t["id"] in self.state["tokens"]:
-                    self._trigger(t, data)
-
-        self._guarded(go)
-        return len(matches)
+        count: list[int] = []
+        payload = copy.deepcopy(dict(data or {}))
+        self._guarded(lambda: count.append(bpmn_events.broadcast(self, name, payload)))
+        return count[0] if count else 0
 
     def advance(self, to: datetime | timedelta) -> None:
         """Move the virtual clock, firing due timers in order."""
         target = _epoch(to) if isinstance(to, datetime) else self.state["now"] + to.total_seconds()
         while self.status == "running":
-            due = [t for t in self._tokens() if t["wait"] == "timer" and t["due"] <= target]
+            # a microsecond of slack: sums of float epochs may differ in the last bit
+            due = [t for t in self._tokens() if t["wait"] == "timer" and t["due"] <= target + 1e-6]
             if not due:
                 break
             first = min(due, key=lambda t: (t["due"], t["n"]))
@@ -300,6 +296,7 @@ class BpmnRun:
         self.state["trace"].append(node.id)
         if node.is_activity:
             self.state["completed"].append(node.id)
+        bpmn_events.done(self, node)
 
     # ---- internals: the step loop ---------------------------------------------------------
 
@@ -307,7 +304,7 @@ class BpmnRun:
         while self.state["status"] == "running":
             ready = [t for t in self._tokens() if t["wait"] is None]
             if not ready:
-                if self._fire_inclusive_join():
+                if self._fire_inclusive_join() or bpmn_events.fire_conditions(self):
                     continue
                 break
             self._steps += 1
@@ -323,6 +320,8 @@ class BpmnRun:
             self._done(n)
             self._leave(t, n)
             return
+        if n.data is not None and bpmn_data.enter(self, t, n):
+            return  # a loop took the token over
         if n.wait:
             t["wait"] = "task"
             self._arm(t, n)
@@ -347,9 +346,15 @@ class BpmnRun:
     def _script(self, t: Token, n: Node) -> None:
         if n.script is not None:
             try:
-                n.script.run(t["data"])
+                outcome = n.script.run(t["data"])
             except FlowlaneError as exc:
+                if bpmn_events.activity_error(self, t, n):
+                    return
                 self._fail(n.id, f"script failed: {exc}")
+            if outcome == "pending":  # a JavaScript body that never calls next()
+                t["wait"] = "script"
+                self._arm(t, n)
+                return
         self._pass(t)
 
     def _parallel(self, t: Token, n: Node) -> None:
@@ -384,6 +389,8 @@ class BpmnRun:
         self._leave(t, n)
 
     def _leave(self, t: Token, n: Node) -> None:
+        if n.data is not None and bpmn_data.leave(self, t, n):
+            return  # an inner instance of a loop reported to its loop
         self._disarm(t)
         d = self._definition(t["scope"])
         flows = [d.flows[f] for f in n.outgoing]
@@ -404,7 +411,7 @@ class BpmnRun:
 
     def _test(self, n: Node, condition: Any, data: Mapping[str, Any]) -> bool:
         try:
-            return bool(condition.test(data))
+            return bool(condition.test(bpmn_data.condition_view(self, data)))
         except FlowlaneError as exc:
             self._fail(n.id, f"condition failed: {exc}")
             return False
@@ -507,7 +514,8 @@ class BpmnRun:
     def _fire_inclusive_join(self) -> bool:
         groups: dict[tuple[str, str], list[Token]] = {}
         for x in self._tokens():
-            if x["wait"] == "join" and self._node(x).kind == "inclusiveGateway":
+            at = self._node(x)
+            if x["wait"] == "join" and (at.kind == "inclusiveGateway" or at.reachable_join):
                 groups.setdefault((x["scope"], x["node"]), []).append(x)
         for (scope, node), waiting in groups.items():
             d = self._definition(scope)
@@ -519,15 +527,21 @@ class BpmnRun:
                 for x in self._tokens()
                 if x["scope"] == scope and not (x["wait"] == "join" and x["node"] == node)
             ]
-            reachable: set[str] = set()
+            # BPMN 13.3.2: a token that can reach an empty incoming flow blocks the join
+            # unless it can also reach an incoming flow that already holds a token
+            blocked = False
             for x in others:
-                reachable |= self._reachable_flows(d, x["node"], node)
-            if any(f in reachable for f in empty):
+                reachable = self._reachable_flows(d, x["node"], node)
+                if any(f in reachable for f in empty) and not (reachable & have):
+                    blocked = True
+                    break
+            if blocked:
                 continue
             first: dict[str, Token] = {}
             for x in waiting:
                 first.setdefault(x["flow"], x)
-            self._fire_join(n, list(first.values()), parallel=False)
+            parallel = n.kind == "parallelGateway"
+            self._fire_join(n, list(first.values()), parallel=parallel)
             return True
         return False
 
@@ -569,6 +583,7 @@ class BpmnRun:
             parent["child"] = sid
         d = self.program.definitions[pid]
         starts = d.scopes[element].starts
+        bpmn_events.arm_scope(self, sid)
         for node in starts:
             self._token(node, sid, None, copy.deepcopy(data))
         if not starts:
@@ -577,6 +592,9 @@ class BpmnRun:
 
     def _call(self, t: Token, n: Node) -> None:
         assert n.called is not None
+        if n.called not in self.program.definitions:
+            problems = "; ".join(str(p) for p in self.program.unavailable.get(n.called, ()))
+            self._fail(n.id, f"the called process {n.called} cannot run: {problems}")
         callee = self.program.definitions[n.called]
         if callee.inputs is None:
             data = copy.deepcopy(t["data"])
@@ -591,7 +609,10 @@ class BpmnRun:
     def _check_scope(self, sid: str) -> None:
         if sid not in self.state["scopes"]:
             return
-        if any(t["scope"] == sid for t in self.state["tokens"].values()):
+        if any(
+            t["scope"] == sid and not bpmn_events.is_listener(t)
+            for t in self.state["tokens"].values()
+        ):
             return
         if any(s["parent"] == sid for s in self.state["scopes"].values()):
             return
@@ -599,6 +620,7 @@ class BpmnRun:
 
     def _close_scope(self, sid: str) -> None:
         scope = self.state["scopes"].pop(sid)
+        bpmn_events.drop_scope(self, sid)
         out = scope["out"]
         if scope["token"] is None:
             self.state["data"] = out if out is not None else {}
@@ -676,6 +698,8 @@ class BpmnRun:
             t["due"] = self._due(n, t["data"])
 
     def _arm(self, t: Token, n: Node) -> None:
+        if "inner" in t:
+            return  # the boundaries belong to the looping activity, armed once
         d = self._definition(t["scope"])
         for b in n.boundaries:
             bn = d.nodes[b]
@@ -690,6 +714,8 @@ class BpmnRun:
                 del self.state["tokens"][x["id"]]
 
     def _trigger(self, t: Token, payload: Mapping[str, Any] | None) -> None:
+        if bpmn_events.intercept(self, t, payload):
+            return
         owner_id = t.get("owner")
         if owner_id is None:
             if payload:
@@ -733,3 +759,5 @@ _HANDLERS: dict[str, Any] = {
     "boundaryEvent": BpmnRun._pass_node,
 }
 """What a token does on arriving at a node of each kind (wait-state tasks aside)."""
+_HANDLERS.update(bpmn_events.HANDLERS)
+_HANDLERS.update(bpmn_data.HANDLERS)

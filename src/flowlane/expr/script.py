@@ -218,13 +218,23 @@ def _nothing(v: MutableMapping[str, Any]) -> None:
     return None
 
 
+def _printed(node: ast.expr) -> list[ast.expr]:
+    """The expressions ``print`` evaluates for an argument: an f-string's values, else the
+    argument itself."""
+    if isinstance(node, ast.JoinedStr):
+        return [part.value for part in node.values if isinstance(part, ast.FormattedValue)]
+    return [node]
+
+
 def _expression_statement(node: ast.Expr) -> Op:
     value = node.value
     if isinstance(value, ast.Constant):
         return _nothing
     if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and not value.keywords:
         if value.func.id == "print":
-            arguments = [_expression_of(a) for a in value.args]
+            # print is a no-op; its arguments are still checked and evaluated (an error in
+            # them is an error of the script). An f-string's values are checked one by one.
+            arguments = [_expression_of(e) for a in value.args for e in _printed(a)]
         elif value.func.id in ARITY:
             arguments = [_expression_of(value)]
         else:

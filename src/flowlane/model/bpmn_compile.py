@@ -23,11 +23,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from flowlane.core.duration import parse_duration
 from flowlane.core.errors import DurationError, ExpressionError, ValidationError
 from flowlane.expr.compiler import Expression as SafeExpression
+from flowlane.expr.js import (
+    JS_LANGUAGES,
+    PLACEHOLDER_LANGUAGES,
+    JsScript,
+    compile_js_expression,
+    compile_js_script,
+    compile_placeholder,
+    has_placeholder,
+)
 from flowlane.expr.script import Script, compile_python_expression, compile_script
+from flowlane.model import bpmn_data
+from flowlane.model import bpmn_events as ev
 from flowlane.model.bpmn_graph import (
     BpmnGraph,
     BpmnSet,
@@ -38,6 +50,7 @@ from flowlane.model.bpmn_graph import (
     Scope,
 )
 from flowlane.model.bpmn_graph import Expression as XmlExpression
+from flowlane.model.dmn import Decision
 
 PYTHON_LANGUAGES = frozenset({"python", "text/x-python", "py", "flowlane"})
 WAIT_TASKS = frozenset({"userTask", "manualTask"})
@@ -54,10 +67,18 @@ class CompileOptions:
     choice_convention: bool = False
     expressions: str = "python"
     """The language of expressions and scripts that name none."""
+    parallel_join: str = "strict"
+    """``strict`` (BPMN: a parallel join waits for a token on every incoming flow) or
+    ``reachable`` (Spiff: it fires once no other token of its scope can still reach an
+    incoming flow that holds none, the rule of the inclusive join)."""
 
     def __post_init__(self) -> None:
         if self.task_mode not in ("wait", "pass"):
             raise ValidationError(f"task_mode must be wait or pass, not {self.task_mode!r}")
+        if self.parallel_join not in ("strict", "reachable"):
+            raise ValidationError(
+                f"parallel_join must be strict or reachable, not {self.parallel_join!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -114,7 +135,7 @@ class Node:
     wait: bool = False
     """A task that waits for the host (``ready()``)."""
     terminate: bool = False
-    script: Script | None = None
+    script: Script | JsScript | None = None
     called: str | None = None
     """The process id a call activity runs."""
     trigger: str | None = None
@@ -125,6 +146,12 @@ class Node:
     attached_to: str | None = None
     interrupting: bool = True
     boundaries: tuple[str, ...] = ()
+    ev: ev.EventSpec | None = None
+    """Throws, multiple triggers, conditions, cycles (:mod:`flowlane.model.bpmn_events`)."""
+    data: bpmn_data.DataSpec | None = None
+    """Loops, ioSpecification, data objects, decision (:mod:`flowlane.model.bpmn_data`)."""
+    reachable_join: bool = False
+    """A parallel join under ``parallel_join: reachable`` (:class:`CompileOptions`)."""
 
     @property
     def is_activity(self) -> bool:
@@ -141,6 +168,9 @@ ACTIVITIES = frozenset(
         "subProcess",
         "callActivity",
         "receiveTask",
+        "sendTask",
+        "transaction",
+        "businessRuleTask",
     }
 )
 
@@ -165,6 +195,10 @@ class BpmnDefinition:
     inputs: tuple[str, ...] | None = None
     """Process ``ioSpecification`` dataInput ids (a call passes only these), else None."""
     outputs: tuple[str, ...] | None = None
+    message_flows: tuple[tuple[str, str], ...] = ()
+    """A collaboration's message flows (source node, target node)."""
+    correlations: tuple[tuple[str, str, SafeExpression], ...] = ()
+    """(message name, correlation property, retrieval expression over the payload)."""
 
     def named(self, name: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.name == name]
@@ -175,6 +209,9 @@ class BpmnProgram:
     main: str
     definitions: Mapping[str, BpmnDefinition]
     options: CompileOptions = field(default_factory=CompileOptions)
+    unavailable: Mapping[str, tuple[Unsupported, ...]] = field(default_factory=dict)
+    """Called processes that cannot run, with their problems: calling one is an error at
+    the call activity, so a broken process a run never calls does not block it."""
 
     @property
     def entry(self) -> BpmnDefinition:
@@ -204,34 +241,54 @@ def iso_timer_value(value: object, kind: str, now: datetime) -> datetime:
 
 
 class _Compiler:
-    def __init__(self, bpmn: BpmnSet, options: CompileOptions) -> None:
+    def __init__(
+        self,
+        bpmn: BpmnSet,
+        options: CompileOptions,
+        decisions: Mapping[str, Decision] | None = None,
+    ) -> None:
         self.set = bpmn
         self.options = options
         self.problems: list[Unsupported] = []
         self.definitions: dict[str, BpmnDefinition] = {}
+        self.unavailable: dict[str, tuple[Unsupported, ...]] = {}
+        self.decisions: Mapping[str, Decision] = decisions or {}
+        self.data_map: bpmn_data.DataMap | None = None
 
     def bad(self, element: str, kind: str, reason: str) -> None:
         self.problems.append(Unsupported(element, kind, reason))
 
+    def language(self, expr: XmlExpression) -> str | None:
+        """The adapter for an expression: ``python``, ``javascript``, ``placeholder``, None."""
+        return expression_family(expr.language, self.options.expressions)
+
     def language_ok(self, expr: XmlExpression, element: str, kind: str, what: str) -> bool:
-        language = (expr.language or self.options.expressions or "python").strip().lower()
-        if language not in PYTHON_LANGUAGES:
+        if self.language(expr) is None:
             self.bad(element, kind, f"{what} in language {expr.language!r} (no adapter)")
             return False
         return True
 
-    def expression(self, text: str, element: str, kind: str, what: str) -> SafeExpression | None:
+    def expression(
+        self, text: str, element: str, kind: str, what: str, language: str | None = "python"
+    ) -> SafeExpression | None:
         try:
+            if language == "javascript":
+                return compile_js_expression(text)
+            if language == "placeholder":
+                if has_placeholder(text):
+                    return compile_placeholder(text)
+                return compile_js_expression(text)
             return compile_python_expression(text)
         except ExpressionError as exc:
             self.bad(element, kind, f"{what} {text.strip()!r}: {exc.message}")
             return None
 
     def program(self, main: str) -> BpmnProgram:
-        self.process(main)
+        if not ev.compile_collaboration(self, main):
+            self.process(main)
         if self.problems:
             raise BpmnImportError(self.problems)
-        return BpmnProgram(main, dict(self.definitions), self.options)
+        return BpmnProgram(main, dict(self.definitions), self.options, dict(self.unavailable))
 
     def process(self, pid: str) -> None:
         if pid in self.definitions:
@@ -241,6 +298,7 @@ class _Compiler:
             self.bad(pid, "process", "no loaded file defines this process")
             return
         graph, process = found
+        self.ev = ev.EventCompiler(self, graph)
         nodes: dict[str, Node] = {}
         flows: dict[str, Flow] = {}
         scopes: dict[str, ScopeDef] = {}
@@ -254,11 +312,27 @@ class _Compiler:
         if process.io is not None:
             inputs = tuple(i for i, _ in process.io.inputs)
             outputs = tuple(i for i, _ in process.io.outputs)
-        self.definitions[pid] = BpmnDefinition(
-            pid, process.name, graph.source, nodes, flows, scopes, inputs, outputs
+        self.definitions[pid] = ev.finish(
+            self,
+            graph,
+            BpmnDefinition(pid, process.name, graph.source, nodes, flows, scopes, inputs, outputs),
         )
         for callee in calls:
-            self.process(callee)
+            self.callee(callee)
+
+    def callee(self, pid: str) -> None:
+        """Compile a called process; its problems make it *unavailable* (an error when a run
+        reaches the call) instead of failing the import of the caller."""
+        if pid in self.definitions or pid in self.unavailable:
+            return
+        outer, self.problems = self.problems, []
+        try:
+            self.process(pid)
+        finally:
+            problems, self.problems = self.problems, outer
+        if problems:
+            self.unavailable[pid] = tuple(problems)
+            self.definitions.pop(pid, None)
 
     def scope(
         self,
@@ -305,17 +379,17 @@ class _Compiler:
                 calls.append(node.called)
             if n.default is not None and n.default not in outgoing[n.id]:
                 self.bad(n.id, n.kind, f"default flow {n.default!r} is not an outgoing flow")
-            if n.kind == "subProcess" and n.body is not None and not n.triggered_by_event:
-                self.scope(
-                    n.body, n.id, "subProcess", nodes, flows, scopes, calls, messages, signals
-                )
+            if n.kind in ("subProcess", "transaction") and n.body is not None:
+                sub = "eventSubProcess" if n.triggered_by_event else n.kind
+                self.scope(n.body, n.id, sub, nodes, flows, scopes, calls, messages, signals)
             if (
                 not incoming[n.id]
                 and n.kind != "boundaryEvent"
                 and not (n.kind == "startEvent" and n.event_definitions)
+                and not n.triggered_by_event
             ):
                 starts.append(n.id)
-        scopes[sid] = ScopeDef(sid, kind, tuple(starts))
+        scopes[sid] = ScopeDef(sid, kind, tuple(ev.starts(body, kind, starts)))
 
     def flow(self, f: object, source: FlowNode) -> Flow:
         from flowlane.model.bpmn_graph import SequenceFlow
@@ -327,7 +401,8 @@ class _Compiler:
         if f.condition is not None and f.condition.text.strip():
             if self.language_ok(f.condition, f.id, "sequenceFlow", "condition"):
                 text = f.condition.text.strip()
-                condition = self.expression(text, f.id, "sequenceFlow", "condition")
+                language = self.language(f.condition)
+                condition = self.expression(text, f.id, "sequenceFlow", "condition", language)
         elif (
             self.options.choice_convention
             and source.kind == "exclusiveGateway"
@@ -354,16 +429,26 @@ class _Compiler:
         self.refuse_extras(n)
         if n.is_event:
             return self.event(n, base, messages, signals)
-        return self.activity(n, base)
+        spec = self.data_spec(n)
+        found = self.activity(n, base)
+        return _with(found, data=spec) if found is not None and spec is not None else found
+
+    def data_spec(self, n: FlowNode) -> bpmn_data.DataSpec | None:
+        """Loops, task ioSpecification, data objects, decisions (:mod:`bpmn_data`)."""
+        if self.data_map is None:
+            self.data_map = bpmn_data.data_map(self.set)
+
+        def expression(expr: XmlExpression, element: str, kind: str, what: str) -> Any:
+            if not self.language_ok(expr, element, kind, what):
+                return None
+            text = expr.text.strip()
+            return self.expression(text, element, kind, what, self.language(expr))
+
+        return bpmn_data.compile_data(n, self.data_map, self.decisions, self.bad, expression)
 
     def refuse_extras(self, n: FlowNode) -> None:
-        if n.loop is not None:
-            what = "standard loops" if n.loop.kind == "standard" else "multi-instance"
-            self.bad(n.id, n.kind, f"{what} are not supported yet")
-        if n.io is not None and n.kind != "callActivity":
-            self.bad(n.id, n.kind, "ioSpecification on an activity is not supported yet")
-        if n.data_associations:
-            self.bad(n.id, n.kind, "data associations (data objects) are not supported yet")
+        if n.is_event and n.data_associations:
+            self.bad(n.id, n.kind, "data associations on events are not supported yet")
         if n.is_for_compensation:
             self.bad(n.id, n.kind, "compensation handlers are not supported yet")
 
@@ -374,18 +459,17 @@ class _Compiler:
         kind = n.kind
         if kind == "startEvent":
             if defs:
-                self.bad(n.id, kind, f"{_kinds(defs)} start events are not supported yet")
+                return self.ev.catch(n, _with(base, interrupting=n.is_interrupting))
             return base
         if kind == "endEvent":
             if not defs:
                 return base
             if len(defs) == 1 and defs[0].kind == "terminate":
                 return _with(base, terminate=True)
-            self.bad(n.id, kind, f"{_kinds(defs)} end events are not supported yet")
-            return base
+            return self.ev.throws(n, base)
         if kind == "intermediateThrowEvent":
             if defs:
-                self.bad(n.id, kind, f"{_kinds(defs)} throw events are not supported yet")
+                return self.ev.throws(n, base)
             return base
         if kind in ("intermediateCatchEvent", "boundaryEvent"):
             return self.catch(n, base, messages, signals)
@@ -402,14 +486,19 @@ class _Compiler:
             return base
         if kind == "scriptTask":
             return self.script_task(n, base)
+        if kind == "parallelGateway" and self.options.parallel_join == "reachable":
+            return _with(base, reachable_join=True)
         if kind in GATEWAYS:
-            return base
-        if kind == "subProcess":
-            if n.triggered_by_event:
-                self.bad(n.id, "eventSubProcess", "event sub-processes are not supported yet")
             return base
         if kind == "callActivity":
             return self.call(n, base)
+        if kind == "businessRuleTask":
+            return base  # its decision is in the node's data spec
+        found = ev.activity(self.ev, n, base)
+        if found is not None:
+            return found
+        if kind == "subProcess":
+            return base
         self.bad(n.id, kind, f"{kind} is not supported yet")
         return None
 
@@ -428,24 +517,25 @@ class _Compiler:
     def script_task(self, n: FlowNode, base: Node) -> Node:
         if n.script is None or not n.script.text.strip():
             return base
-        language = (n.script.language or self.options.expressions or "python").strip().lower()
-        if language not in PYTHON_LANGUAGES:
+        language = script_family(n.script.language, self.options.expressions)
+        if language is None:
             self.bad(n.id, n.kind, f"script in language {n.script.language!r} (no adapter)")
             return base
         try:
+            if language == "javascript":
+                return _with(base, script=compile_js_script(n.script.text))
             return _with(base, script=compile_script(n.script.text))
         except ExpressionError as exc:
-            self.bad(n.id, n.kind, f"script outside the safe subset: {exc.message}")
+            what = "JavaScript" if language == "javascript" else "script"
+            self.bad(n.id, n.kind, f"{what} outside the safe subset: {exc.message}")
             return base
 
     def catch(
         self, n: FlowNode, base: Node, messages: dict[str, str], signals: dict[str, str]
     ) -> Node:
         defs = n.event_definitions
-        if len(defs) != 1 or defs[0].kind not in CATCH_KINDS:
-            what = _kinds(defs) if defs else "none"
-            self.bad(n.id, n.label, f"{what} catch events are not supported yet")
-            return base
+        if ev.wants_catch(n):
+            return self.ev.catch(n, base)
         d = defs[0]
         if d.kind == "message":
             name = messages.get(d.ref or "") if d.ref else None
@@ -457,11 +547,51 @@ class _Compiler:
             self.bad(n.id, n.label, "timer cycles are not supported yet")
             return base
         t = d.timers[0]
-        text = t.expression.text.strip()
-        if not self.language_ok(t.expression, n.id, n.label, "timer"):
+        timer = self.timer_of(t.kind, t.expression, n.id, n.label)
+        if timer is None:
             return base
-        expr = self.expression(text, n.id, n.label, "timer")
-        return _with(base, trigger="timer", timer=Timer(t.kind, expr))
+        return _with(base, trigger="timer", timer=timer)
+
+    def timer_of(self, kind: str, expr: XmlExpression, element: str, label: str) -> Timer | None:
+        """A timer definition in its expression language (a placeholder-language text
+        without ``${...}`` is literal ISO text, bpmn-engine's rule)."""
+        text = expr.text.strip()
+        if not self.language_ok(expr, element, label, "timer"):
+            return None
+        language = self.language(expr)
+        if language == "placeholder" and not has_placeholder(text):
+            return Timer(kind, None, literal=text)
+        return Timer(kind, self.expression(text, element, label, "timer", language))
+
+
+def expression_family(language: str | None, default: str | None) -> str | None:
+    """The adapter of an expression's ``language`` (else the import's default language):
+    ``python``, ``javascript`` or ``placeholder``; None when there is none. bpmn-engine
+    diagrams (default ``javascript`` or ``placeholder``) read an expression without a
+    language as ``${...}`` placeholder text."""
+    if language and language.strip():
+        name = language.strip().lower()
+        if name in PYTHON_LANGUAGES:
+            return "python"
+        if name in JS_LANGUAGES:
+            return "javascript"
+        return "placeholder" if name in PLACEHOLDER_LANGUAGES else None
+    fallback = (default or "python").strip().lower()
+    if fallback in PYTHON_LANGUAGES:
+        return "python"
+    if fallback in JS_LANGUAGES or fallback in PLACEHOLDER_LANGUAGES:
+        return "placeholder"
+    return None
+
+
+def script_family(language: str | None, default: str | None) -> str | None:
+    """The adapter of a script body: ``python`` or ``javascript``; None when there is none."""
+    name = (language or "").strip().lower() or (default or "python").strip().lower()
+    if name in PYTHON_LANGUAGES:
+        return "python"
+    if name in JS_LANGUAGES or name in PLACEHOLDER_LANGUAGES:
+        return "javascript"
+    return None
 
 
 def _with(node: Node, **changes: object) -> Node:
@@ -485,10 +615,15 @@ def executable_processes(graph: BpmnGraph) -> list[Process]:
 
 
 def compile_bpmn(
-    bpmn: BpmnSet, process: str | None = None, options: CompileOptions | None = None
+    bpmn: BpmnSet,
+    process: str | None = None,
+    options: CompileOptions | None = None,
+    decisions: Mapping[str, Decision] | None = None,
 ) -> BpmnProgram:
     """Compile ``process`` (default: the one executable process of the first file) and every
-    process it calls. Raises :class:`BpmnImportError` listing every unsupported element."""
+    process it calls. Raises :class:`BpmnImportError` listing every unsupported element.
+    ``decisions``: the DMN decisions deployed with the diagram
+    (:func:`flowlane.model.dmn.load_dmn_files`), for business rule tasks."""
     opts = options or CompileOptions()
     if process is None:
         candidates = executable_processes(bpmn.graphs[0]) if bpmn.graphs else []
@@ -496,4 +631,4 @@ def compile_bpmn(
             ids = ", ".join(p.id for p in candidates) or "none"
             raise ValidationError(f"name the process to run (executable processes: {ids})")
         process = candidates[0].id
-    return _Compiler(bpmn, opts).program(process)
+    return _Compiler(bpmn, opts, decisions).program(process)
