@@ -191,3 +191,44 @@ def test_test_run_draws_the_trace_on_the_diagram(
     expect(page.locator(".fl-visited")).to_have_count(1)
     assert "fl-visited" not in (_shape(page, "finish").get_attribute("class") or "")
     expect(page.locator("#trace li", has_text="entered")).to_have_count(2)
+
+
+PLAIN = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="x">
+  <bpmn:process id="approve_leave" name="Approve leave" isExecutable="true">
+    <bpmn:startEvent id="asked"/>
+    <bpmn:userTask id="decide" name="Decide" camunda:assignee="boss"/>
+    <bpmn:endEvent id="done"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="asked" targetRef="decide"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="decide" targetRef="done"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_open_a_bpmn_file_of_another_tool(
+    live_server: Callable[..., Live], page: Page, tmp_path: Any
+) -> None:
+    live = live_server("homework")
+    login(page, live, "owner")
+    page.goto(f"{live.url}/processes/new")
+    _ready(page)
+    plain = tmp_path / "approve_leave.bpmn"
+    plain.write_text(PLAIN)
+    page.set_input_files("#file-open", str(plain))
+    expect(page.locator("#designer-status")).to_have_text(
+        "Opened approve_leave.bpmn: check its blocks, then save."
+    )
+    expect(_shape(page, "decide")).to_be_visible()
+    expect(page.locator("#fl-process-key")).to_have_value("approve_leave")
+    _click_at(page, *_center(page, "decide"))
+    expect(page.locator("#fl-block-type")).to_have_value("task")
+    # what flowlane cannot run is refused, naming the element
+    odd = tmp_path / "odd.bpmn"
+    odd.write_text(PLAIN.replace('<bpmn:endEvent id="done"/>', '<bpmn:complexGateway id="done"/>'))
+    page.set_input_files("#file-open", str(odd))
+    expect(page.locator("#designer-status")).to_contain_text(
+        "element done: cannot map bpmn:complexGateway"
+    )
+    expect(_shape(page, "decide")).to_be_visible()  # the diagram shown before stays

@@ -570,6 +570,32 @@
     }).catch(fail);
   }
 
+  // Open a BPMN file of another tool (or a downloaded one): the server reads it as a
+  // flowlane process (plain elements by kind; what it cannot map is an error naming the
+  // element) and sends it back in the designer's dialect with a fresh layout.
+  function openFile() {
+    var input = document.getElementById("file-open");
+    if (input) { input.value = ""; input.click(); }
+  }
+
+  function opened(file) {
+    status("…");
+    return file.text().then(function (xml) {
+      return fl.api("POST", "/api/v1/processes/layout", xml, BPMN_TYPE);
+    }).then(function (xml) {
+      return importXml(typeof xml === "string" ? xml : xml.bpmn);
+    }).then(function () {
+      status(t("msg.opened").replace("{file}", file.name), "ok");
+    }).catch(fail);
+  }
+
+  var fileInput = document.getElementById("file-open");
+  if (fileInput) {
+    fileInput.addEventListener("change", function () {
+      if (fileInput.files && fileInput.files[0]) { opened(fileInput.files[0]); }
+    });
+  }
+
   function on(id, handler) {
     var node = document.getElementById(id);
     if (node) { node.addEventListener("click", function () { handler(); }); }
@@ -579,6 +605,7 @@
   on("btn-normalize", normalize);
   on("btn-yaml", showYaml);
   on("btn-download", download);
+  on("btn-open", openFile);
 
   // ---- the properties panel --------------------------------------------------------------------
 

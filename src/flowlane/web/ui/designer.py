@@ -123,6 +123,7 @@ JS_TEXTS: dict[str, str] = {
     "msg.unchanged": _("Nothing changed: version {version} stays in force."),
     "msg.not_saved": _("Not saved: fix the problems below."),
     "msg.normalized": _("The diagram was laid out again."),
+    "msg.opened": _("Opened {file}: check its blocks, then save."),
     "msg.loading": _("Loading the diagram…"),
     "msg.load_failed": _("The diagram could not be loaded:"),
     "msg.empty_exit": _("Empty exit: {exit}"),
