@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,17 @@ from flowlane.web.app import Container, create_app
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
-__all__ = ["PASSWORD", "RECIPES", "Live", "free_port", "live_servers"]
+__all__ = ["PASSWORD", "RECIPES", "Live", "free_port", "live_servers", "text_of"]
+
+
+def text_of(mail: Message) -> str:
+    """The text/plain part of an email the SMTP server received."""
+    for part in mail.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    raise AssertionError(f"no text/plain part in {mail['Subject']!r}")
 
 
 def free_port() -> int:

@@ -21,21 +21,11 @@ from email.message import Message
 
 import httpx
 import pytest
-from tests.live import Live
+from tests.live import Live, text_of
 from tests.smtp_sink import SmtpSink
 
 from flowlane.services.inbound import hook_token
 from flowlane.services.signing import account_secret
-
-
-def body_of(mail: Message) -> str:
-    """The text/plain part of an email."""
-    for part in mail.walk():
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            return payload.decode(part.get_content_charset() or "utf-8")
-    raise AssertionError(f"no text/plain part in {mail['Subject']!r}")
 
 
 def mails_to(smtp: SmtpSink, address: str) -> list[Message]:
@@ -69,7 +59,7 @@ def test_a_purchase_by_webhook_confirmed_by_the_owner_welcomes_with_a_working_pa
     assert smtp.wait_for(1, timeout=10)
     (mail,) = mails_to(smtp, "nina@example.com")
     assert mail["Subject"] == "Welcome to Python from scratch"
-    text = body_of(mail)
+    text = text_of(mail)
     assert "Login: nina@example.com" in text
     found = re.search(r"Password: (\S+)", text)
     assert found is not None, text
@@ -134,7 +124,7 @@ def test_a_webinar_reminds_everyone_and_gives_homework_that_the_owner_completes(
     assert sorted(m["To"] for m in smtp.messages) == [client_mail, "wanda@example.com"]
     (reminder,) = mails_to(smtp, "wanda@example.com")
     assert reminder["Subject"] == "Tomorrow: webinar Loops"
-    text = body_of(reminder)
+    text = text_of(reminder)
     assert "https://meet.example/loops" in text
     assert webinar_at.astimezone(live.store.tz).strftime("%d.%m.%Y at %H:%M") in text
 
@@ -148,7 +138,7 @@ def test_a_webinar_reminds_everyone_and_gives_homework_that_the_owner_completes(
     (homework_mail,) = [m for m in smtp.messages if m["Subject"] == "Homework: Loops"]
     assert homework_mail["To"] == client_mail
     assert str(homework_mail["Reply-To"]).startswith("reply+")
-    text = body_of(homework_mail)
+    text = text_of(homework_mail)
     assert "Write a loop that counts to ten." in text
     link = re.search(rf"{re.escape(live.url)}/tasks/(\S+)", text)
     assert link is not None, text
@@ -196,7 +186,7 @@ def test_a_webinar_reminds_everyone_and_gives_homework_that_the_owner_completes(
     assert smtp.wait_for(5, timeout=10)
     (note,) = mails_to(smtp, "owner@example.com")
     assert note["Subject"] == "New comment on task: Do homework: Loops"
-    assert "Fixed, see line 3." in body_of(note)
+    assert "Fixed, see line 3." in text_of(note)
     assert any(m["Subject"].startswith("New comment") for m in mails_to(smtp, client_mail))
     with live.api("owner") as owner:
         done = owner.post(status, json={"to": "completed"})
@@ -230,4 +220,4 @@ def test_a_broadcast_emails_every_user_of_the_group(
     assert smtp.wait_for(1, timeout=10)
     (mail,) = smtp.messages
     assert (mail["To"], mail["Subject"]) == ("wanda@example.com", "The webinar moved to Friday")
-    assert "moves to Friday, 19:00." in body_of(mail)
+    assert "moves to Friday, 19:00." in text_of(mail)

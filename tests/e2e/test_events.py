@@ -12,18 +12,10 @@ from datetime import timedelta
 from email.message import Message
 
 import httpx
-from tests.live import Live
+from tests.live import Live, text_of
 from tests.smtp_sink import SmtpSink
 
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
-
-
-def _text(mail: Message) -> str:
-    """The text/plain part of a delivered email."""
-    for part in mail.walk():
-        if part.get_content_type() == "text/plain":
-            return str(part.get_content())
-    raise AssertionError(f"no text/plain part in {mail['Subject']!r}")
 
 
 def _register(live: Live, event_id: str, name: str, email: str) -> None:
@@ -104,7 +96,7 @@ def test_an_event_from_registration_to_materials_over_http(
         (f"{manager}@example.com", "Spring meetup: more registrations than seats"),
     }
     confirmation = next(m for m in mails if m["To"] == "ann@guests.example")
-    text = _text(confirmation)
+    text = text_of(confirmation)
     assert "Hello Ann Guest" in text
     assert "Nevsky pr. 1" in text and "https://meet.example/spring" in text  # hybrid: both
     with live.api("manager") as api:
@@ -122,7 +114,7 @@ def test_an_event_from_registration_to_materials_over_http(
         ("ann@guests.example", "In 3 days: Spring meetup"),
         ("ben@guests.example", "In 3 days: Spring meetup"),
     }
-    assert "https://meet.example/spring" in _text(reminders[0])
+    assert "https://meet.example/spring" in text_of(reminders[0])
 
     live.advance(timedelta(days=2))
     live.work()
@@ -159,7 +151,7 @@ def test_an_event_from_registration_to_materials_over_http(
     (materials,) = _delivered(smtp, 9)[8:]
     assert materials["To"] == "ann@guests.example"
     assert materials["Subject"] == "Materials of Spring meetup"
-    assert "https://files.example/spring" in _text(materials)
+    assert "https://files.example/spring" in text_of(materials)
     # Ben got nothing after the reminders
     assert [m["Subject"] for m in smtp.messages if m["To"] == "ben@guests.example"] == [
         "You are registered: Spring meetup",

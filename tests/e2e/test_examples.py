@@ -14,19 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.live import Live
+from tests.live import Live, text_of
 from tests.smtp_sink import SmtpSink
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-
-
-def _text(mail: Message) -> str:
-    """The text/plain part of a delivered email."""
-    for part in mail.walk():
-        if part.get_content_type() == "text/plain":
-            return str(part.get_content())
-    raise AssertionError(f"no text/plain part in {mail['Subject']!r}")
 
 
 def _ok(response: httpx.Response, code: int = 200) -> Any:
@@ -86,7 +78,7 @@ def test_a_client_gets_a_birthday_discount_code_by_email_once(live: Live, smtp: 
         assert (given["status"], given["result"]) == ("ended", "discount_created")
     assert mail["To"] == f"{client}@example.com"
     assert f"15 % off with code {fields['code']}" in str(mail["Subject"])
-    body = _text(mail)
+    body = text_of(mail)
     assert fields["code"] in body and "happy birthday" in body
     assert fields["valid_until"] in body
 
@@ -124,13 +116,13 @@ def test_a_purchase_is_reminded_three_days_before_its_end_unless_renewed(
     [reminder] = _mails(smtp, 1)
     assert reminder["To"] == f"{client}@example.com"
     assert str(reminder["Subject"]) == "Your access to Yoga course ends in 3 days"
-    assert "P-1" in _text(reminder)
+    assert "P-1" in text_of(reminder)
 
     live.advance(3 * DAY)
     live.work()
     [_, ended] = _mails(smtp, 2)
     assert str(ended["Subject"]) == "Your access to Yoga course has ended"
-    assert "P-1" in _text(ended)
+    assert "P-1" in text_of(ended)
     with live.api("owner") as owner:
         p1 = _instance(owner, "purchase-expiry-reminder", "p1")
         assert (p1["status"], p1["outcome"], p1["result"]) == ("ended", "negative", "expired")
@@ -157,7 +149,7 @@ def test_a_large_order_is_announced_to_the_sales_heads_with_a_call_task(
     assert sorted(str(m["To"]) for m in announced) == sorted(f"{h}@example.com" for h in heads)
     for mail in announced:
         assert str(mail["Subject"]) == "Large order A-2: 75000"
-        assert "Kira Client" in _text(mail) and "Mila Manager" in _text(mail)
+        assert "Kira Client" in text_of(mail) and "Mila Manager" in text_of(mail)
     with live.api("manager") as mila:
         [task] = [t for t in _ok(mila.get("/inbox"))["items"] if t["object_id"] == "big"]
         assert task["block"] == "call_by_manager" and task["assignee"] == manager
@@ -199,7 +191,7 @@ def test_a_student_is_reminded_twice_then_the_curator_gets_a_task(
     live.work()
     [_, last] = _mails(smtp, 2)
     assert str(last["Subject"]) == "Last reminder: the assignment of Lesson 3: Breathing"
-    assert "Egor Employee" in _text(last)  # the curator named in the last reminder
+    assert "Egor Employee" in text_of(last)  # the curator named in the last reminder
 
     live.advance(3 * DAY)
     live.work()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.live import Live
+from tests.live import Live, text_of
 from tests.smtp_sink import SmtpSink
 
 from flowlane.services.links import OOPS
@@ -28,19 +28,9 @@ DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
 
-def _text(mail: Message) -> str:
-    """The text/plain part of an email."""
-    for part in mail.walk():
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            return payload.decode(part.get_content_charset() or "utf-8")
-    raise AssertionError(f"no text/plain part in {mail['Subject']!r}")
-
-
 def _link(live: Live, mail: Message) -> str:
-    found = re.search(re.escape(live.url) + r"(/l/[A-Za-z0-9_.=-]+)", _text(mail))
-    assert found is not None, _text(mail)
+    found = re.search(re.escape(live.url) + r"(/l/[A-Za-z0-9_.=-]+)", text_of(mail))
+    assert found is not None, text_of(mail)
     return found.group(1)
 
 
@@ -148,7 +138,7 @@ def test_a_negative_review_from_the_emailed_link_notifies_and_opens_quality_cont
     [mail] = smtp.messages
     assert mail["To"] == "office@acme.example"
     assert "C-1" in str(mail["Subject"])
-    body = _text(mail)
+    body = text_of(mail)
     assert "site support" in body and "C-1" in body
     path = _link(live, mail)
     with live.api("owner") as owner:
@@ -187,7 +177,7 @@ def test_a_negative_review_from_the_emailed_link_notifies_and_opens_quality_cont
     told = sorted(str(m["To"]) for m in smtp.messages[1:])
     assert told == sorted(f"{live.users[r]}@example.com" for r in ("manager", "admin", "owner"))
     assert all("C-1: 1 of 5" in str(m["Subject"]) for m in smtp.messages[1:])
-    assert "Nobody answered for a week" in _text(smtp.messages[1])
+    assert "Nobody answered for a week" in text_of(smtp.messages[1])
     with live.api("owner") as owner:
         tasks = _ok(owner.get("/tasks", params={"process": "review-received", "open": True}))
         [qc] = tasks["items"]

@@ -39,9 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowlane.core.errors import ExpressionError
-from flowlane.expr.check import YAML_WORDS
 from flowlane.expr.compiler import Expression, compile_expression
-from flowlane.expr.script import ScriptError
+from flowlane.expr.script import ScriptError, free_names
 
 JS_LANGUAGES = frozenset(
     {
@@ -548,22 +547,9 @@ def _is_text(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
-def _free_names(tree: ast.AST) -> frozenset[str]:
-    called = {
-        id(n.func)
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-    }
-    return frozenset(
-        n.id
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Name) and id(n) not in called and n.id not in YAML_WORDS
-    )
-
-
 def _compile(tree: ast.expr) -> Expression:
     node = ast.fix_missing_locations(ast.Expression(body=tree))
-    return compile_expression(ast.unparse(node.body), names=_free_names(node))
+    return compile_expression(ast.unparse(node.body), names=free_names(node))
 
 
 def _strip_next(p: _Parser) -> None:

@@ -60,7 +60,9 @@ class _Methods(ast.NodeTransformer):
         return node
 
 
-def _free_names(tree: ast.AST) -> frozenset[str]:
+def free_names(tree: ast.AST) -> frozenset[str]:
+    """The variable names an expression tree reads (not the functions it calls, nor the
+    YAML words such as ``true``)."""
     called = {
         id(n.func)
         for n in ast.walk(tree)
@@ -77,7 +79,7 @@ def _expression_of(tree: ast.expr) -> Expression:
     rewritten = _Methods().visit(tree)
     ast.fix_missing_locations(rewritten)
     source = ast.unparse(rewritten)
-    return compile_expression(source, names=_free_names(rewritten))
+    return compile_expression(source, names=free_names(rewritten))
 
 
 def compile_python_expression(source: str) -> Expression:
