@@ -112,6 +112,12 @@ def _apply(step: Step, event: Event) -> BpmnRun | None:
         return run
     if run.status == "running":
         run.advance(step.ctx.now)
+    _event(step, run, event)
+    return run
+
+
+def _event(step: Step, run: BpmnRun, event: Event) -> None:
+    state = step.state
     if isinstance(event, TaskAnswered | TaskFinished):
         _task_done(step, run, event)
     elif isinstance(event, TimerFired):
@@ -127,14 +133,11 @@ def _apply(step: Step, event: Event) -> BpmnRun | None:
         elif event.kind == "signal":
             count = run.signal(event.name, data)
             step.log(None, "signal_received", name=event.name, caught=count)
-    return run
 
 
 def _task_done(step: Step, run: BpmnRun, event: TaskAnswered | TaskFinished) -> None:
     state = step.state
-    found = next(
-        (t for t in state.tokens if t.wait and t.wait.get("task") == event.task_id), None
-    )
+    found = next((t for t in state.tokens if t.wait and t.wait.get("task") == event.task_id), None)
     if found is None or run.status != "running":
         return
     assert found.wait is not None
@@ -255,7 +258,9 @@ def _sync_timer(step: Step, run: BpmnRun) -> None:
     timer_id = state.next_id("j")
     step.emit(ScheduleTimer(timer_id, state.id, due.astimezone(step.world.tz)))
     state.seq += 1
-    state.tokens.append(Token(state.seq, str(node), None, {"k": "timer", "timer": timer_id, "due": wanted}))
+    state.tokens.append(
+        Token(state.seq, str(node), None, {"k": "timer", "timer": timer_id, "due": wanted})
+    )
     step.log(str(node), "timer_scheduled", timer=timer_id, due=wanted)
 
 

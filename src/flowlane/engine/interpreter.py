@@ -46,8 +46,6 @@ def _find(state: InstanceState, key: str, value: str) -> Token | None:
     return None
 
 
-
-
 def _loop_ids(executed: list[str], limit: int) -> str:
     """The blocks of the cycle being repeated, in the order the step first entered them."""
     tail = executed[-limit:]

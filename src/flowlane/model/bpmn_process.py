@@ -49,9 +49,7 @@ def _graphs(source: BpmnSource) -> list[BpmnGraph]:
         raise FlowlaneError("bpmn: no diagram (name it with 'file')")
     order = [n for n in [source.file, *source.also] if n in source.documents]
     order += [n for n in source.documents if n not in order]
-    return [
-        parse_bpmn(source.documents[n], source=n) for n in order if not n.endswith(".dmn")
-    ]
+    return [parse_bpmn(source.documents[n], source=n) for n in order if not n.endswith(".dmn")]
 
 
 def _attr_tasks(graphs: list[BpmnGraph]) -> dict[str, BpmnTask]:
@@ -101,11 +99,7 @@ def problems(source: BpmnSource) -> list[tuple[str, str]]:
     except FlowlaneError as exc:
         return [("", str(exc))]
     out: list[tuple[str, str]] = []
-    nodes = {
-        nid
-        for d in hosted.program.definitions.values()
-        for nid, n in d.nodes.items()
-    }
+    nodes = {nid for d in hosted.program.definitions.values() for nid, n in d.nodes.items()}
     for tid in source.tasks:
         if tid not in nodes:
             out.append((tid, "bpmn.tasks names no element of the diagram"))
