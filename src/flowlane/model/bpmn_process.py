@@ -11,12 +11,20 @@ lists what keeps a diagram from running, by element id.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flowlane.core.errors import FlowlaneError
 from flowlane.model.bpmn import FLOWLANE_NS
-from flowlane.model.bpmn_compile import BpmnImportError, BpmnProgram, CompileOptions, compile_bpmn
+from flowlane.model.bpmn_compile import (
+    BpmnImportError,
+    BpmnProgram,
+    CompileOptions,
+    compile_bpmn,
+    executable_processes,
+)
 from flowlane.model.bpmn_graph import BpmnGraph, check_set, parse_bpmn
 from flowlane.model.process import BpmnSource, BpmnTask
 
@@ -106,4 +114,45 @@ def problems(source: BpmnSource) -> list[tuple[str, str]]:
     return out
 
 
-__all__ = ["HostedBpmn", "compile_source", "problems", "read_documents"]
+def standard_process(
+    xml: str,
+    *,
+    file: str,
+    process: str | None = None,
+    key: str | None = None,
+    object_type: str = "user",
+    task_mode: str = "wait",
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A process file (as data) for a standard BPMN diagram saved as ``file`` next to it
+    (``flowlane bpmn import --standard``), and what keeps the diagram from running
+    (element id, problem) — empty when it compiles."""
+    source = BpmnSource.model_validate(
+        {"file": file, "process": process, "task_mode": task_mode, "documents": {file: xml}}
+    )
+    found = problems(source)
+    name = Path(file).stem
+    pid = process
+    try:
+        graph = parse_bpmn(xml, source=file)
+        procs = executable_processes(graph)
+        chosen = next((p for p in procs if p.id == process), None) if process else None
+        if chosen is None and len(procs) == 1:
+            chosen = procs[0]
+        if chosen is not None:
+            pid = chosen.id
+            name = chosen.name or chosen.id
+    except FlowlaneError:
+        pass
+    slug = re.sub(r"[^a-z0-9]+", "-", (key or pid or Path(file).stem).lower()).strip("-")
+    data: dict[str, Any] = {
+        "key": slug or "process",
+        "name": name,
+        "object": object_type,
+        "bpmn": {"file": file, **({"process": pid} if pid else {})},
+    }
+    if task_mode != "wait":
+        data["bpmn"]["task_mode"] = task_mode
+    return data, found
+
+
+__all__ = ["HostedBpmn", "compile_source", "problems", "read_documents", "standard_process"]
