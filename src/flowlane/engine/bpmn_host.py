@@ -18,6 +18,8 @@ run now waits for into flowlane commands, keeping one *mirror token* per wait in
 * message / signal catches → a subscription under ``bpmn:message:<name>`` /
   ``bpmn:signal:<name>`` (the object-subscription index with a prefixed key);
   ``fire_event("message" | "signal", name, data)`` delivers :class:`EventDelivered`.
+* a message the run throws and does not catch itself → ``DeliverEvent``: the runtime hands
+  it to the first other instance waiting for it (as ``fire_event`` would).
 * the run completing → the instance ends, outcome ``positive``; the run stopping in error →
   an incident at the element (``RaiseIncident`` naming it).
 """
@@ -33,6 +35,7 @@ from flowlane.engine.context import Ctx
 from flowlane.engine.events import (
     CancelTimer,
     Decision,
+    DeliverEvent,
     Event,
     EventDelivered,
     InstanceCancelled,
@@ -164,6 +167,7 @@ def _sync(step: Step, run: BpmnRun) -> None:
     for node in trace[seen:]:
         step.log(node, "bpmn_completed")
     state.bpmn["seen"] = len(trace)
+    _send(step, run)
     if run.status == "error":
         _incident(step, run.error_at, f"{run.error_at}: {run.error}")
         return
@@ -177,13 +181,30 @@ def _sync(step: Step, run: BpmnRun) -> None:
     _sync_catches(step, run)
 
 
+def _send(step: Step, run: BpmnRun) -> None:
+    """Messages the run threw that nothing inside it caught go to other instances."""
+    state = step.state
+    assert state.bpmn is not None
+    outbox = run.state.get("outbox", [])
+    sent = int(state.bpmn.get("sent", 0))
+    for item in outbox[sent:]:
+        name = str(item.get("message") or "")
+        step.emit(DeliverEvent("message", name, dict(item.get("payload") or {}), state.id))
+        step.log(item.get("from"), "message_sent", name=name)
+    state.bpmn["sent"] = len(outbox)
+
+
+def _catch_keys(t: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (kind, name) of every message / signal a waiting BPMN token takes."""
+    pairs = t.get("names") or [(t.get("wait"), t.get("name"))]
+    return [(str(k), str(v)) for k, v in pairs if k in ("message", "signal") and v]
+
+
 def _sync_catches(step: Step, run: BpmnRun) -> None:
     """Mirror tokens and subscriptions of the message and signal catches that wait."""
     state = step.state
     catches = [
-        t
-        for t in sorted(run.state["tokens"].values(), key=lambda t: t["n"])
-        if t.get("wait") in ("message", "signal") and t.get("name")
+        t for t in sorted(run.state["tokens"].values(), key=lambda t: t["n"]) if _catch_keys(t)
     ]
     mirrored = {
         t.wait["bt"]: t for t in state.tokens if t.wait and t.wait.get("k") in ("message", "signal")
@@ -197,9 +218,10 @@ def _sync_catches(step: Step, run: BpmnRun) -> None:
     for t in catches:
         if t["id"] not in mirrored:
             state.seq += 1
-            wait = {"k": str(t["wait"]), "name": str(t["name"]), "bt": str(t["id"])}
+            kind, name = _catch_keys(t)[0]
+            wait = {"k": kind, "name": name, "bt": str(t["id"])}
             state.tokens.append(Token(state.seq, str(t["node"]), None, wait))
-    keys = sorted({subscription_key(str(t["wait"]), str(t["name"])) for t in catches})
+    keys = sorted({subscription_key(k, n) for t in catches for k, n in _catch_keys(t)})
     _sync_subscriptions(step, keys)
 
 

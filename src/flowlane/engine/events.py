@@ -193,6 +193,16 @@ class RaiseIncident:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeliverEvent:
+    """A message / signal a standard BPMN run threw for other instances waiting for it."""
+
+    kind: str
+    name: str
+    data: dict[str, Any]
+    sender: str
+
+
 Command = (
     OpenTask
     | CloseTask
@@ -206,6 +216,7 @@ Command = (
     | NotifyParent
     | Subscribe
     | RaiseIncident
+    | DeliverEvent
 )
 
 
