@@ -95,6 +95,8 @@ def validate_process(
             ck.error("", "a BPMN process ('bpmn') has no 'blocks': the diagram is the process")
         for element, problem in bpmn_problems(spec.bpmn):
             ck.error(element, problem)
+        for element, task in spec.bpmn.tasks.items():
+            check_assign(ck, element, "bpmn.tasks.assign", task.assign)
         return sorted(ck.found, key=lambda d: d.block)
     _check_structure(ck)
     for bid, block in spec.blocks.items():
