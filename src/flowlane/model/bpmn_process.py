@@ -54,7 +54,10 @@ def read_documents(source: BpmnSource, folder: Path) -> BpmnSource:
 
 def _graphs(source: BpmnSource) -> list[BpmnGraph]:
     if not source.documents:
-        raise FlowlaneError("bpmn: no diagram (name it with 'file')")
+        raise FlowlaneError(
+            "bpmn: no diagram: name its file (read by the recipe loader) or give "
+            "bpmn.documents (file name: XML text)"
+        )
     order = [n for n in [source.file, *source.also] if n in source.documents]
     order += [n for n in source.documents if n not in order]
     return [parse_bpmn(source.documents[n], source=n) for n in order if not n.endswith(".dmn")]
