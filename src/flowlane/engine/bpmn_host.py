@@ -18,8 +18,9 @@ run now waits for into flowlane commands, keeping one *mirror token* per wait in
 * message / signal catches → a subscription under ``bpmn:message:<name>`` /
   ``bpmn:signal:<name>`` (the object-subscription index with a prefixed key);
   ``fire_event("message" | "signal", name, data)`` delivers :class:`EventDelivered`.
-* a message the run throws and does not catch itself → ``DeliverEvent``: the runtime hands
-  it to the first other instance waiting for it (as ``fire_event`` would).
+* a message the run throws and does not catch itself, and every signal it throws →
+  ``DeliverEvent``: the runtime hands it to the first other instance waiting for the
+  message / every other instance waiting for the signal (as ``fire_event`` would).
 * the run completing → the instance ends, outcome ``positive``; the run stopping in error →
   an incident at the element (``RaiseIncident`` naming it).
 """
@@ -182,16 +183,19 @@ def _sync(step: Step, run: BpmnRun) -> None:
 
 
 def _send(step: Step, run: BpmnRun) -> None:
-    """Messages the run threw that nothing inside it caught go to other instances."""
+    """Messages the run threw that nothing inside it caught, and every signal it threw, go
+    to the other instances waiting for them."""
     state = step.state
     assert state.bpmn is not None
-    outbox = run.state.get("outbox", [])
-    sent = int(state.bpmn.get("sent", 0))
-    for item in outbox[sent:]:
-        name = str(item.get("message") or "")
-        step.emit(DeliverEvent("message", name, dict(item.get("payload") or {}), state.id))
-        step.log(item.get("from"), "message_sent", name=name)
-    state.bpmn["sent"] = len(outbox)
+    for kind, key, counter in (("message", "outbox", "sent"), ("signal", "signals", "signalled")):
+        thrown = run.state.get(key, [])
+        done = int(state.bpmn.get(counter, 0))
+        for item in thrown[done:]:
+            name = str(item.get(kind) or "")
+            step.emit(DeliverEvent(kind, name, dict(item.get("payload") or {}), state.id))
+            step.log(item.get("from"), f"{kind}_sent", name=name)
+        if thrown:
+            state.bpmn[counter] = len(thrown)
 
 
 def _catch_keys(t: dict[str, Any]) -> list[tuple[str, str]]:
