@@ -686,16 +686,20 @@ class Account:
             return None
         return self.create_object(d.spec.object, fields, launches=False)
 
-    def fire_event(self, kind: str, key: str | None, data: dict[str, Any]) -> list[str]:
-        """An event: launches of the processes listening, and for kinds ``message`` and
-        ``signal`` with a key (the name), delivery to the standard BPMN instances waiting for
-        that message (the first) or signal (all) — ADR 0012 "Hosting". A ``signal`` and a
-        ``message`` without ``data.text`` that reached an instance launch nothing."""
+    def fire_event(
+        self, kind: str, key: str | None, data: dict[str, Any], *, bpmn: bool = True
+    ) -> list[str]:
+        """An event: launches of the processes listening, and for kinds ``message``,
+        ``webhook`` and ``signal`` with a key (the name), delivery to the standard BPMN
+        instances waiting for that message (the first) or signal (all) — ADR 0012
+        "Hosting" (``bpmn`` False: launches only). A ``signal`` and a ``message`` without
+        ``data.text`` that reached an instance launch nothing."""
         delivered = 0
-        if kind in ("message", "signal") and key:
-            waiting = self.store.waiting_on(subscription_key(kind, key))
-            for iid in waiting[:1] if kind == "message" else waiting:
-                self.runner.deliver(iid, ev.EventDelivered(kind, key, dict(data)))
+        if bpmn and kind in ("message", "webhook", "signal") and key:
+            bpmn_kind = "signal" if kind == "signal" else "message"
+            waiting = self.store.waiting_on(subscription_key(bpmn_kind, key))
+            for iid in waiting[:1] if bpmn_kind == "message" else waiting:
+                self.runner.deliver(iid, ev.EventDelivered(bpmn_kind, key, dict(data)))
                 delivered += 1
         if kind == "signal":
             if not key:
