@@ -184,3 +184,71 @@ def test_cli_import_standard_names_unsupported_elements(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bpmn", "import", "--standard", str(diagram)])
     assert result.exit_code == 1
     assert "Gate: complexGateway" in result.output
+
+
+ASK = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D">
+  <bpmn:process id="Inline" isExecutable="true">
+    <bpmn:startEvent id="S"><bpmn:outgoing>a</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="Ask" name="Ask"><bpmn:incoming>a</bpmn:incoming>
+      <bpmn:outgoing>b</bpmn:outgoing></bpmn:userTask>
+    <bpmn:endEvent id="E"><bpmn:incoming>b</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="a" sourceRef="S" targetRef="Ask"/>
+    <bpmn:sequenceFlow id="b" sourceRef="Ask" targetRef="E"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_process_text_with_an_inline_diagram_deploys_and_runs(kind: str, tmp_path: Path) -> None:
+    """The API's deploy of process text: the diagram inline in ``bpmn.documents``; on SQLite
+    the version (diagram included) is read back from the database by a new store."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from flowlane.runtime.simulate import build_account
+    from flowlane.services import processes
+    from flowlane.store.sql import open_store
+
+    tz = ZoneInfo("Europe/Moscow")
+    db = Database(f"sqlite:///{tmp_path / 'd.db'}") if kind == "sqlite" else None
+    recipe = load_recipe(FIXTURE)
+    text = yaml.safe_dump(
+        {
+            "key": "inline",
+            "name": "Inline",
+            "object": "claim",
+            "bpmn": {"documents": {"inline.bpmn": ASK}},
+        }
+    )
+    acc = build_account(recipe, datetime(2026, 3, 2, 10, 0, tzinfo=tz), tz, None, db)
+    try:
+
+        def go() -> None:
+            acc.create_object(
+                "user",
+                {"name": "Olga", "email": "o@example.com", "role": "owner"},
+                object_id="olga",
+            )
+            acc.create_object("claim", {"number": "C-9"}, object_id="c9")
+            processes.deploy(acc, text, by="olga")
+            acc.start("inline", "c9", {}, by="olga")
+
+        acc.attempt(go)
+        (task,) = acc.store.find_tasks(open_only=True, process="inline")
+        assert task.block == "Ask"
+        acc.attempt(lambda: acc.answer(task, option=None, fields={}, by="olga"))
+        (state,) = acc.store.instances_of("inline")
+        assert (state.status, state.outcome) == ("ended", "positive")
+    finally:
+        acc.store.close()
+    if db is not None:
+        assert recipe.schema is not None
+        store = open_store(db.url, recipe.schema, tz=tz)
+        try:
+            definition = store.definition("inline")
+            assert definition is not None and definition.bpmn is not None
+            assert definition.bpmn.program.main == "Inline"
+        finally:
+            store.close()
