@@ -41,10 +41,11 @@ def _files() -> list[Path]:
     out = []
     for path in found:
         try:
-            ProcessFile.model_validate(load_file(path))
+            spec = ProcessFile.model_validate(load_file(path))
         except Exception:  # not a process file (objects, forms, recipes) or broken on purpose
             continue
-        out.append(path)
+        if spec.bpmn is None:  # a standard BPMN process is its diagram already (ADR 0012)
+            out.append(path)
     return out
 
 

@@ -3,14 +3,17 @@
 
 ``export`` writes the process as BPMN with a fresh left-to-right layout; ``import`` reads a
 diagram (flowlane's dialect, or plain BPMN where the element kinds map unambiguously) into
-process-file YAML. Without ``-o`` the result goes to standard output. A file that cannot be
-read or converted prints ``error: <file>: ...`` naming the block or element and exits 1; an
-imported process that breaks the process-file schema is still written, and its problems are
-printed as ``warning: ...``.
+process-file YAML; ``import --standard`` keeps the diagram as standard BPMN and writes a
+process file naming it (``bpmn: {file: ...}``, ADR 0012 "Hosting"). Without ``-o`` the
+result goes to standard output. A file that cannot be read or converted prints
+``error: <file>: ...`` naming the block or element and exits 1; an imported process that
+breaks the process-file schema is still written, and its problems are printed as
+``warning: ...``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +21,7 @@ import typer
 
 from flowlane.core.errors import FlowlaneError
 from flowlane.model.bpmn import bpmn_to_process, yaml_to_bpmn
+from flowlane.model.bpmn_process import standard_process
 from flowlane.model.recipe import parse_process
 from flowlane.model.yamlio import dump_yaml
 
@@ -82,9 +86,29 @@ def export_command(
 def import_command(
     file: Annotated[Path, typer.Argument(help="BPMN diagram (.bpmn / .xml)")],
     output: OutputOption = None,
+    standard: Annotated[
+        bool,
+        typer.Option(
+            "--standard",
+            help="Run the diagram as standard BPMN (ADR 0012): write a process file that "
+            "names it (bpmn: file) instead of translating it into blocks",
+        ),
+    ] = False,
+    process: Annotated[
+        str | None, typer.Option("--process", help="The process id (with --standard)")
+    ] = None,
+    key: Annotated[str | None, typer.Option("--key", help="The process key (with --standard)")] = (
+        None
+    ),
+    object_type: Annotated[
+        str, typer.Option("--object", help="The object type (with --standard)")
+    ] = "user",
 ) -> None:
     """Read a BPMN diagram into a process file (YAML)."""
     raw = _read(file)
+    if standard:
+        _import_standard(file, raw, output, process=process, key=key, object_type=object_type)
+        return
     try:
         data = bpmn_to_process(raw, source=str(file))
     except FlowlaneError as exc:
@@ -93,3 +117,35 @@ def import_command(
     _write(dump_yaml(data, sort_keys=False), output)
     for problem in problems:
         typer.echo(f"warning: {problem}", err=True)
+
+
+def _import_standard(
+    file: Path,
+    raw: bytes,
+    output: Path | None,
+    *,
+    process: str | None,
+    key: str | None,
+    object_type: str,
+) -> None:
+    """The process file of a standard BPMN diagram. ``bpmn.file`` is the diagram's path
+    relative to the output's folder (its name when writing to standard output); a diagram
+    that cannot run prints every problem by element id and exits 1, writing nothing."""
+    try:
+        xml = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file}: not UTF-8 text") from exc
+    name = file.name
+    if output is not None:
+        try:
+            name = os.path.relpath(file.resolve(), output.resolve().parent)
+        except ValueError:  # another drive
+            name = str(file.resolve())
+    data, problems = standard_process(
+        xml, file=name, process=process, key=key, object_type=object_type
+    )
+    if problems:
+        for element, problem in problems:
+            typer.echo(f"error: {file}: {element + ': ' if element else ''}{problem}", err=True)
+        raise typer.Exit(1)
+    _write(dump_yaml(data, sort_keys=False), output)

@@ -163,6 +163,10 @@ def throw(run: BpmnRun, t: Token, n: Node, thr: Throw) -> None:
     payload = _payload(run, t, n, thr)
     if thr.kind == "signal":
         broadcast(run, thr.name or "", payload)
+        # for a host: signals reach other instances too (ADR 0012 "Hosting")
+        run.state.setdefault("signals", []).append(
+            {"signal": thr.name, "from": n.id, "payload": payload}
+        )
         return
     if thr.kind == "message":
         if thr.payload is None and n.kind == "sendTask":

@@ -64,6 +64,16 @@ class Retried:
     """An instance stopped by an incident is run again from where its tokens stand."""
 
 
+@dataclass(frozen=True, slots=True)
+class EventDelivered:
+    """A message or signal by name (``fire_event`` kinds ``message`` / ``signal``) for an
+    instance of a standard BPMN process waiting for it (ADR 0012 "Hosting")."""
+
+    kind: str
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 Event = (
     InstanceStarted
     | TaskAnswered
@@ -73,6 +83,7 @@ Event = (
     | ChildEnded
     | InstanceCancelled
     | Retried
+    | EventDelivered
 )
 
 # ---- commands --------------------------------------------------------------------------
@@ -182,6 +193,16 @@ class RaiseIncident:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeliverEvent:
+    """A message / signal a standard BPMN run threw for other instances waiting for it."""
+
+    kind: str
+    name: str
+    data: dict[str, Any]
+    sender: str
+
+
 Command = (
     OpenTask
     | CloseTask
@@ -195,6 +216,7 @@ Command = (
     | NotifyParent
     | Subscribe
     | RaiseIncident
+    | DeliverEvent
 )
 
 
@@ -230,6 +252,7 @@ _EVENT_TYPES: dict[str, type] = {
         ChildEnded,
         InstanceCancelled,
         Retried,
+        EventDelivered,
     )
 }
 

@@ -13,12 +13,15 @@ from typing import Any
 
 from flowlane.core.errors import FlowlaneError
 from flowlane.engine.blocks import HANDLERS, resume_condition, resume_task, resume_timer
+from flowlane.engine.bpmn_host import PARENT_ENDED as PARENT_ENDED
+from flowlane.engine.bpmn_host import decide_bpmn
 from flowlane.engine.children import resume_child
 from flowlane.engine.context import Ctx
 from flowlane.engine.events import (
     ChildEnded,
     Decision,
     Event,
+    EventDelivered,
     InstanceCancelled,
     InstanceStarted,
     NotifyParent,
@@ -41,10 +44,6 @@ def _find(state: InstanceState, key: str, value: str) -> Token | None:
         if w is not None and (w.get(key) == value or value in w.get(key + "ren", ())):
             return tok
     return None
-
-
-PARENT_ENDED = "parent ended"
-"""The reason of a cancellation that the parent's end set off; such a child reports nothing."""
 
 
 def _loop_ids(executed: list[str], limit: int) -> str:
@@ -153,11 +152,14 @@ EVENT_HANDLERS: dict[type, Callable[[Step, Any], None]] = {
     ChildEnded: _child,
     InstanceCancelled: _cancelled,
     Retried: _retried,
+    EventDelivered: lambda step, event: None,  # only standard BPMN processes wait for these
 }
 
 
 def decide(definition: Definition, state: InstanceState, event: Event, ctx: Ctx) -> Decision:
     """Apply one event to one instance. Pure: inputs are not mutated."""
+    if definition.bpmn is not None:
+        return decide_bpmn(definition, state, event, ctx)
     new = state.copy()
     step = Step(definition, new, ctx)
     if isinstance(event, InstanceCancelled):

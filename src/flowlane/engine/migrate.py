@@ -117,6 +117,8 @@ def _check_request(
         raise Refused(f"{who} is at version {state.version}, not at version {source.version}")
     if target.version == state.version:
         raise Refused(f"{who} is already at version {target.version}")
+    if source.bpmn is not None or target.bpmn is not None or state.bpmn is not None:
+        raise Refused(f"{who}: instances of standard BPMN processes do not migrate (yet)")
     for key, value in sorted(mapping.items()):
         for name, defn in ((key, source), (value, target)):
             if name not in defn.spec.blocks:

@@ -14,6 +14,7 @@ a join, waiting for the other branches).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -63,6 +64,9 @@ class InstanceState:
     incident: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    bpmn: dict[str, Any] | None = None
+    """A standard BPMN process's interpreter state (:mod:`flowlane.engine.bpmn_host`): the
+    run's JSON state and the host's bookkeeping; None for block processes."""
 
     def copy(self) -> InstanceState:
         return InstanceState(
@@ -87,6 +91,7 @@ class InstanceState:
             incident=self.incident,
             started_at=self.started_at,
             ended_at=self.ended_at,
+            bpmn=copy.deepcopy(self.bpmn) if self.bpmn is not None else None,
         )
 
     def next_id(self, prefix: str) -> str:
@@ -175,6 +180,8 @@ def to_dict(state: InstanceState) -> dict[str, Any]:
         d["sa"] = state.started_at.isoformat()
     if state.ended_at is not None:
         d["ea"] = state.ended_at.isoformat()
+    if state.bpmn is not None:
+        d["bpmn"] = encode_value(state.bpmn)
     return d
 
 
@@ -217,4 +224,5 @@ def from_dict(data: dict[str, Any]) -> InstanceState:
         incident=d.get("inc"),
         started_at=_when(d.get("sa")),
         ended_at=_when(d.get("ea")),
+        bpmn=decode_value(d["bpmn"]) if "bpmn" in d else None,
     )

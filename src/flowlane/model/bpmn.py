@@ -377,6 +377,10 @@ def _blocks_of(data: Any, source: str) -> tuple[str, list[_Block]]:
     key = data.get("key")
     if not isinstance(key, str) or not key:
         raise _error(source, "", "the process has no key")
+    if data.get("bpmn") is not None and "blocks" not in data:
+        raise _error(
+            source, "", "a standard BPMN process (bpmn:) is its diagram already: use that file"
+        )
     blocks_raw = data.get("blocks")
     if not isinstance(blocks_raw, dict):
         raise _error(source, "", "blocks must be a mapping of block ids to blocks")

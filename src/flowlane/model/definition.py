@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowlane.model.bpmn_process import HostedBpmn, compile_source
 from flowlane.model.process import ConditionBlock, JoinBlock, ProcessFile, exits_of
 
 
@@ -18,6 +19,9 @@ class Definition:
     incoming: dict[str, tuple[str, ...]] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
     """Derived values the engine computes once per version (e.g. validated literal changes)."""
+    bpmn: HostedBpmn | None = field(default=None, compare=False, repr=False)
+    """A standard BPMN process (``spec.bpmn``), compiled: :func:`decide` runs it instead of
+    blocks (ADR 0012 "Hosting")."""
 
     @classmethod
     def build(cls, spec: ProcessFile, *, version: int = 1, source: str = "") -> Definition:
@@ -33,6 +37,7 @@ class Definition:
             version=version,
             source=source or f"{spec.key}.yaml",
             incoming={k: tuple(v) for k, v in incoming.items()},
+            bpmn=compile_source(spec.bpmn) if spec.bpmn is not None else None,
         )
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flowlane.model.segment import Filter
 
@@ -286,8 +286,35 @@ def block_waits(block: BaseModel) -> bool:
     return False
 
 
+class BpmnTask(_Strict):
+    """How one user / manual task of a standard BPMN process becomes a flowlane task."""
+
+    title: str | None = None
+    text: str | None = None
+    assign: str | None = None
+    options: list[str] = Field(default_factory=list)
+    fields: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class BpmnSource(_Strict):
+    """A process that is a standard BPMN diagram (ADR 0012 "Hosting"), run by the BPMN
+    interpreter instead of blocks. ``file`` names the diagram next to the process file;
+    the recipe loader reads it (and ``also``: called processes) into ``documents`` (file
+    name -> XML text), which every deployed version stores, so a version never changes."""
+
+    file: str | None = None
+    also: list[str] = Field(default_factory=list)
+    process: str | None = None
+    task_mode: Literal["wait", "pass"] = "wait"
+    expressions: str = "python"
+    parallel_join: Literal["strict", "reachable"] = "strict"
+    tasks: dict[str, BpmnTask] = Field(default_factory=dict)
+    documents: dict[str, str] = Field(default_factory=dict)
+
+
 class ProcessFile(_Strict):
-    """A process file: key, name, object type, settings, variables, counters and blocks."""
+    """A process file: key, name, object type, settings, variables, counters and blocks
+    (or, instead of blocks, ``bpmn``: a standard BPMN diagram)."""
 
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
@@ -301,7 +328,15 @@ class ProcessFile(_Strict):
     launch: LaunchSettings | None = None
     variables: dict[str, dict[str, Any]] = Field(default_factory=dict)
     counters: list[str] = Field(default_factory=list)
+    bpmn: BpmnSource | None = None
     blocks: dict[str, Block]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bpmn_has_no_blocks(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("bpmn") is not None and "blocks" not in data:
+            return {**data, "blocks": {}}
+        return data
 
 
 def exits_of(block: BaseModel) -> list[tuple[str, str | None]]:

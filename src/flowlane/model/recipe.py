@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from flowlane.core.errors import FlowlaneError, ValidationError
+from flowlane.model.bpmn_process import read_documents
 from flowlane.model.diagnostic import Diagnostic, from_pydantic
 from flowlane.model.form import FormSpec
 from flowlane.model.process import ProcessFile
@@ -64,7 +65,13 @@ def load_process_file(path: Path) -> tuple[ProcessFile | None, list[Diagnostic]]
         data = load_file(path)
     except ValidationError as exc:
         return None, [file_problem(path, exc)]
-    return parse_process(data, source=str(path))
+    spec, problems = parse_process(data, source=str(path))
+    if spec is not None and spec.bpmn is not None:
+        try:
+            spec = spec.model_copy(update={"bpmn": read_documents(spec.bpmn, path.parent)})
+        except FlowlaneError as exc:
+            return None, [Diagnostic(str(path), "bpmn", str(exc))]
+    return spec, problems
 
 
 def file_problem(path: Path | str, exc: ValidationError) -> Diagnostic:
@@ -118,6 +125,12 @@ def _load_process(recipe: Recipe, path: Path) -> None:
     recipe.problems += problems
     if spec is None:
         return
+    if spec.bpmn is not None:
+        try:
+            spec = spec.model_copy(update={"bpmn": read_documents(spec.bpmn, path.parent)})
+        except FlowlaneError as exc:
+            recipe.problems.append(Diagnostic(str(path), "bpmn", str(exc)))
+            return
     if spec.key in recipe.processes:
         recipe.problems.append(
             Diagnostic(

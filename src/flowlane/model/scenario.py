@@ -143,7 +143,7 @@ class DictionaryStep(_Strict):
 
 
 class EventStep(_Strict):
-    kind: Literal["form", "webhook", "email", "keyword", "message"]
+    kind: Literal["form", "webhook", "email", "keyword", "message", "signal"]
     key: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 

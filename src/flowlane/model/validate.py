@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flowlane.core.errors import ValidationError
+from flowlane.model.bpmn_process import problems as bpmn_problems
 from flowlane.model.diagnostic import Diagnostic
 from flowlane.model.form import FormSpec, form_link_problems, form_problems
 from flowlane.model.process import (
@@ -89,6 +90,14 @@ def validate_process(
     ck.otype = resolve_type(ck, "", "", spec.object)
     _check_settings(ck)
     _check_launch(ck)
+    if spec.bpmn is not None:
+        if spec.blocks:
+            ck.error("", "a BPMN process ('bpmn') has no 'blocks': the diagram is the process")
+        for element, problem in bpmn_problems(spec.bpmn):
+            ck.error(element, problem)
+        for element, task in spec.bpmn.tasks.items():
+            check_assign(ck, element, "bpmn.tasks.assign", task.assign)
+        return sorted(ck.found, key=lambda d: d.block)
     _check_structure(ck)
     for bid, block in spec.blocks.items():
         check_block(ck, bid, block)

@@ -21,6 +21,7 @@ from flowlane.core.errors import (
     ValidationError,
 )
 from flowlane.engine import events as ev
+from flowlane.engine.bpmn_host import subscription_key
 from flowlane.engine.context import ObjectRecord
 from flowlane.engine.migrate import plan_many
 from flowlane.engine.step import effective_settings
@@ -685,8 +686,29 @@ class Account:
             return None
         return self.create_object(d.spec.object, fields, launches=False)
 
-    def fire_event(self, kind: str, key: str | None, data: dict[str, Any]) -> list[str]:
-        started = launch.on_event(self, kind, key, data)
+    def fire_event(
+        self, kind: str, key: str | None, data: dict[str, Any], *, bpmn: bool = True
+    ) -> list[str]:
+        """An event: launches of the processes listening, and for kinds ``message``,
+        ``webhook`` and ``signal`` with a key (the name), delivery to the standard BPMN
+        instances waiting for that message (the first) or signal (all) — ADR 0012
+        "Hosting" (``bpmn`` False: launches only). A ``signal`` and a ``message`` without
+        ``data.text`` that reached an instance launch nothing."""
+        delivered = 0
+        if bpmn and kind in ("message", "webhook", "signal") and key:
+            bpmn_kind = "signal" if kind == "signal" else "message"
+            waiting = self.store.waiting_on(subscription_key(bpmn_kind, key))
+            for iid in waiting[:1] if bpmn_kind == "message" else waiting:
+                self.runner.deliver(iid, ev.EventDelivered(bpmn_kind, key, dict(data)))
+                delivered += 1
+        if kind == "signal":
+            if not key:
+                raise Refused("a signal event needs a key (the signal's name)")
+            started: list[str] = []
+        elif kind == "message" and delivered and not isinstance(data.get("text"), str):
+            started = []
+        else:
+            started = launch.on_event(self, kind, key, data)
         self.runner.run()
         return started
 

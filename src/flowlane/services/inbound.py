@@ -203,7 +203,8 @@ def receive_hook(
         started = account.fire_event("webhook", key, dict(data))
         text = message_text(data)
         if text is not None:
-            started += account.fire_event("message", key, {**data, "text": text})
+            # the webhook delivered its BPMN message already
+            started += account.fire_event("message", key, {**data, "text": text}, bpmn=False)
         out["started"] = started
         if claim is not None:
             account.store.finish_inbound(claim, dict(out))

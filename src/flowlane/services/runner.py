@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from flowlane.core.errors import FlowlaneError
 from flowlane.engine import Ctx, InstanceState, decide
 from flowlane.engine import events as ev
+from flowlane.engine.bpmn_host import subscription_key
 from flowlane.engine.context import LinkMaker, ObjectRecord, TaskLinkMaker
 from flowlane.engine.events import Decision, Event
 from flowlane.engine.interpreter import PARENT_ENDED
@@ -324,6 +325,15 @@ class Runner:
         if self.store.subscribe(cmd.instance_id, cmd.object_ids):
             # The condition read data another transaction has changed since: look again.
             self.queue.append((cmd.instance_id, ev.ObjectChanged(cmd.object_ids)))
+
+    def _apply_DeliverEvent(self, cmd: ev.DeliverEvent, state: InstanceState, _c: Any) -> None:
+        waiting = [
+            iid
+            for iid in self.store.waiting_on(subscription_key(cmd.kind, cmd.name))
+            if iid != cmd.sender
+        ]
+        for iid in waiting[:1] if cmd.kind == "message" else waiting:
+            self.queue.append((iid, ev.EventDelivered(cmd.kind, cmd.name, dict(cmd.data))))
 
     def _apply_RaiseIncident(self, cmd: ev.RaiseIncident, state: InstanceState, _c: Any) -> None:
         self.store.add_incident(IncidentRecord(cmd.instance_id, cmd.block, cmd.message, self.now))

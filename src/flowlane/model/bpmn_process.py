@@ -1,0 +1,161 @@
+"""Standard BPMN processes as deployable flowlane processes (ADR 0012 "Hosting").
+
+A process file with ``bpmn:`` (:class:`~flowlane.model.process.BpmnSource`) names a diagram;
+:func:`read_documents` puts the diagram's text into the process (the recipe loader does
+this, so every deployed version carries its own diagram), :func:`compile_source` compiles it
+with :func:`~flowlane.model.bpmn_compile.compile_bpmn` into a :class:`HostedBpmn`: the
+program plus how each user / manual task becomes a flowlane task (the process file's
+``bpmn.tasks`` settings, else the element's ``flowlane:`` attributes). :func:`problems`
+lists what keeps a diagram from running, by element id.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowlane.core.errors import FlowlaneError
+from flowlane.model.bpmn import FLOWLANE_NS
+from flowlane.model.bpmn_compile import (
+    BpmnImportError,
+    BpmnProgram,
+    CompileOptions,
+    compile_bpmn,
+    executable_processes,
+)
+from flowlane.model.bpmn_graph import BpmnGraph, check_set, parse_bpmn
+from flowlane.model.process import BpmnSource, BpmnTask
+
+
+@dataclass(frozen=True)
+class HostedBpmn:
+    """What the engine needs to run a BPMN process: the program and the task settings."""
+
+    program: BpmnProgram
+    tasks: dict[str, BpmnTask] = field(default_factory=dict)
+
+
+def read_documents(source: BpmnSource, folder: Path) -> BpmnSource:
+    """``source`` with ``documents`` read from ``file`` and ``also`` (relative to ``folder``).
+
+    Raises :class:`FlowlaneError` naming a file that cannot be read."""
+    names = [n for n in [source.file, *source.also] if n]
+    docs = dict(source.documents)
+    for name in names:
+        path = folder / name
+        try:
+            docs[name] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FlowlaneError(f"bpmn: cannot read {name}: {exc}") from exc
+    return source.model_copy(update={"documents": docs})
+
+
+def _graphs(source: BpmnSource) -> list[BpmnGraph]:
+    if not source.documents:
+        raise FlowlaneError(
+            "bpmn: no diagram: name its file (read by the recipe loader) or give "
+            "bpmn.documents (file name: XML text)"
+        )
+    order = [n for n in [source.file, *source.also] if n in source.documents]
+    order += [n for n in source.documents if n not in order]
+    return [parse_bpmn(source.documents[n], source=n) for n in order if not n.endswith(".dmn")]
+
+
+def _attr_tasks(graphs: list[BpmnGraph]) -> dict[str, BpmnTask]:
+    """Task settings from ``flowlane:title`` / ``text`` / ``assign`` / ``options`` attributes."""
+    out: dict[str, BpmnTask] = {}
+    prefix = f"{{{FLOWLANE_NS}}}"
+    for g in graphs:
+        for proc in g.definitions.processes:
+            for node in proc.body.walk_nodes():
+                attrs = {k[len(prefix) :]: v for k, v in node.attrs if k.startswith(prefix)}
+                if not attrs:
+                    continue
+                options = [o.strip() for o in attrs.get("options", "").split(",") if o.strip()]
+                out[node.id] = BpmnTask(
+                    title=attrs.get("title"),
+                    text=attrs.get("text"),
+                    assign=attrs.get("assign") or attrs.get("assignee"),
+                    options=options,
+                )
+    return out
+
+
+def compile_source(source: BpmnSource) -> HostedBpmn:
+    """Compile the diagram. Raises :class:`BpmnImportError` (unsupported elements by id) or
+    :class:`FlowlaneError` (unreadable XML, broken references, an ambiguous process)."""
+    graphs = _graphs(source)
+    bset = check_set(graphs)
+    if bset.problems:
+        raise FlowlaneError("bpmn: " + "; ".join(str(p) for p in bset.problems))
+    options = CompileOptions(
+        task_mode=source.task_mode,
+        expressions=source.expressions,
+        parallel_join=source.parallel_join,
+    )
+    program = compile_bpmn(bset, source.process, options)
+    tasks = _attr_tasks(graphs)
+    tasks.update(source.tasks)
+    return HostedBpmn(program, tasks)
+
+
+def problems(source: BpmnSource) -> list[tuple[str, str]]:
+    """What keeps the diagram from running, as (element id or "", problem)."""
+    try:
+        hosted = compile_source(source)
+    except BpmnImportError as exc:
+        return [(p.element, f"{p.kind}: {p.reason}") for p in exc.problems]
+    except FlowlaneError as exc:
+        return [("", str(exc))]
+    out: list[tuple[str, str]] = []
+    nodes = {nid for d in hosted.program.definitions.values() for nid, n in d.nodes.items()}
+    for tid in source.tasks:
+        if tid not in nodes:
+            out.append((tid, "bpmn.tasks names no element of the diagram"))
+    return out
+
+
+def standard_process(
+    xml: str,
+    *,
+    file: str,
+    process: str | None = None,
+    key: str | None = None,
+    object_type: str = "user",
+    task_mode: str = "wait",
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A process file (as data) for a standard BPMN diagram saved as ``file`` next to it
+    (``flowlane bpmn import --standard``), and what keeps the diagram from running
+    (element id, problem) — empty when it compiles."""
+    source = BpmnSource.model_validate(
+        {"file": file, "process": process, "task_mode": task_mode, "documents": {file: xml}}
+    )
+    found = problems(source)
+    name = Path(file).stem
+    pid = process
+    try:
+        graph = parse_bpmn(xml, source=file)
+        procs = executable_processes(graph)
+        chosen = next((p for p in procs if p.id == process), None) if process else None
+        if chosen is None and len(procs) == 1:
+            chosen = procs[0]
+        if chosen is not None:
+            pid = chosen.id
+            name = chosen.name or chosen.id
+    except FlowlaneError:
+        pass
+    slug = re.sub(r"[^a-z0-9]+", "-", (key or pid or Path(file).stem).lower()).strip("-")
+    data: dict[str, Any] = {
+        "key": slug or "process",
+        "name": name,
+        "object": object_type,
+        "bpmn": {"file": file, **({"process": pid} if pid else {})},
+    }
+    if task_mode != "wait":
+        data["bpmn"]["task_mode"] = task_mode
+    return data, found
+
+
+__all__ = ["HostedBpmn", "compile_source", "problems", "read_documents", "standard_process"]

@@ -1,0 +1,254 @@
+"""Standard BPMN processes hosted by the runtime (ADR 0012 "Hosting"): a process file with
+``bpmn:`` deploys a diagram; its scenarios run on the simulator in memory, with a JSON round
+trip of every instance between steps, and on SQLite, writing the same trace."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.support import write_recipe
+
+from flowlane.model.recipe import load_recipe
+from flowlane.model.validate import validate_recipe
+from flowlane.runtime.simulate import Database, simulate
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "bpmn-review"
+SCENARIOS = sorted((FIXTURE / "scenarios").glob("*.yaml"))
+
+
+def test_the_fixture_validates() -> None:
+    recipe = load_recipe(FIXTURE)
+    assert recipe.problems == []
+    assert [str(d) for d in validate_recipe(recipe) if d.severity == "error"] == []
+    spec = recipe.processes["review"]
+    assert spec.bpmn is not None and "review.bpmn" in spec.bpmn.documents
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenario_memory_roundtrip_and_sqlite(path: Path, tmp_path: Path) -> None:
+    straight = simulate(FIXTURE, path)
+    assert straight.ok, straight.message
+    tripped = simulate(FIXTURE, path, roundtrip=True)
+    assert tripped.ok, tripped.message
+    assert tripped.trace == straight.trace
+    durable = simulate(FIXTURE, path, db=Database(f"sqlite:///{tmp_path / 'f.db'}"))
+    assert durable.ok, durable.message
+    assert durable.trace == straight.trace
+
+
+GATEWAY_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D">
+  <bpmn:process id="P" isExecutable="true">
+    <bpmn:startEvent id="S"><bpmn:outgoing>a</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:exclusiveGateway id="Gate"><bpmn:incoming>a</bpmn:incoming>
+      <bpmn:outgoing>b</bpmn:outgoing></bpmn:exclusiveGateway>
+    <bpmn:endEvent id="E"><bpmn:incoming>b</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="a" sourceRef="S" targetRef="Gate"/>
+    <bpmn:sequenceFlow id="b" sourceRef="Gate" targetRef="E">
+      <bpmn:conditionExpression>amount &gt; 10</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+UNSUPPORTED = GATEWAY_ONLY.replace("exclusiveGateway", "complexGateway")
+
+PROCESS = """
+key: p
+name: P
+object: user
+variables:
+  amount: {type: number}
+bpmn: {file: p.bpmn}
+"""
+
+SCENARIO = """
+name: t
+clock: 2026-03-02T10:00:00+03:00
+objects:
+  - {type: user, id: anna, data: {name: Anna, email: anna@example.com}}
+steps:
+  - start: {process: p, object: anna, vars: {amount: AMOUNT}}
+  - expect: EXPECT
+"""
+
+
+def _recipe(tmp_path: Path, diagram: str) -> Path:
+    root = write_recipe(tmp_path / "recipe", {"p": PROCESS})
+    (root / "processes" / "p.bpmn").write_text(diagram)
+    return root
+
+
+def _scenario(tmp_path: Path, amount: int, expect: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.replace("AMOUNT", str(amount)).replace("EXPECT", expect))
+    return path
+
+
+def test_unsupported_elements_are_problems_of_the_process_file_by_id(tmp_path: Path) -> None:
+    recipe = load_recipe(_recipe(tmp_path, UNSUPPORTED))
+    errors = [d for d in validate_recipe(recipe) if d.severity == "error"]
+    assert [(Path(d.file).name, d.block) for d in errors] == [("p.yaml", "Gate")]
+    assert "complexGateway" in errors[0].message
+
+
+def test_a_missing_diagram_is_a_problem_of_the_process_file(tmp_path: Path) -> None:
+    root = write_recipe(tmp_path / "recipe", {"p": PROCESS})
+    recipe = load_recipe(root)
+    assert [(d.block, "cannot read p.bpmn" in d.message) for d in recipe.problems] == [
+        ("bpmn", True)
+    ]
+
+
+def test_the_run_ends_the_instance_positively(tmp_path: Path) -> None:
+    root = _recipe(tmp_path, GATEWAY_ONLY)
+    path = _scenario(tmp_path, 20, "{ended: {process: p, object: anna, outcome: positive}}")
+    result = simulate(root, path)
+    assert result.ok, result.message
+    durable = simulate(root, path, db=Database(f"sqlite:///{tmp_path / 'f.db'}"))
+    assert durable.ok, durable.message
+    assert durable.trace == result.trace
+
+
+def test_an_error_of_the_run_is_an_incident_naming_the_element(tmp_path: Path) -> None:
+    root = _recipe(tmp_path, GATEWAY_ONLY)
+    path = _scenario(tmp_path, 5, "{incident: {process: p, object: anna, contains: Gate}}")
+    result = simulate(root, path)
+    assert result.ok, result.message
+    line = next(x for x in result.trace if x["event"] == "incident")
+    assert line["block"] == "Gate"
+    assert "no condition is true" in line["details"]["message"]
+
+
+def test_block_states_decode_unchanged_and_bpmn_states_round_trip() -> None:
+    from flowlane.engine.state import InstanceState, from_dict, to_dict
+
+    plain = to_dict(InstanceState("i1", "p", 1, None))
+    assert "bpmn" not in plain
+    assert from_dict(plain).bpmn is None
+    state = InstanceState("i2", "p", 1, None, bpmn={"run": {"tokens": {}}, "seen": 0, "subs": []})
+    assert from_dict(json.loads(json.dumps(to_dict(state)))) == state
+    copied = state.copy()
+    assert copied == state and copied.bpmn is not state.bpmn
+
+
+def test_cli_import_standard_writes_a_process_file_that_runs(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flowlane.cli.main import app
+
+    root = write_recipe(tmp_path / "recipe", {})
+    shutil.copy(FIXTURE / "objects.yaml", root / "objects.yaml")
+    diagram = root / "processes" / "review.bpmn"
+    shutil.copy(FIXTURE / "processes" / "review.bpmn", diagram)
+    out = root / "processes" / "review.yaml"
+    result = CliRunner().invoke(
+        app,
+        [
+            "bpmn",
+            "import",
+            "--standard",
+            str(diagram),
+            "--key",
+            "review",
+            "--object",
+            "claim",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(out.read_text())
+    assert written == {
+        "key": "review",
+        "name": "Claim review",
+        "object": "claim",
+        "bpmn": {"file": "review.bpmn", "process": "ClaimReview"},
+    }
+    recipe = load_recipe(root)
+    assert recipe.problems == []
+    assert [d for d in validate_recipe(recipe) if d.severity == "error"] == []
+
+
+def test_cli_import_standard_names_unsupported_elements(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flowlane.cli.main import app
+
+    diagram = tmp_path / "p.bpmn"
+    diagram.write_text(UNSUPPORTED)
+    result = CliRunner().invoke(app, ["bpmn", "import", "--standard", str(diagram)])
+    assert result.exit_code == 1
+    assert "Gate: complexGateway" in result.output
+
+
+ASK = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D">
+  <bpmn:process id="Inline" isExecutable="true">
+    <bpmn:startEvent id="S"><bpmn:outgoing>a</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="Ask" name="Ask"><bpmn:incoming>a</bpmn:incoming>
+      <bpmn:outgoing>b</bpmn:outgoing></bpmn:userTask>
+    <bpmn:endEvent id="E"><bpmn:incoming>b</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="a" sourceRef="S" targetRef="Ask"/>
+    <bpmn:sequenceFlow id="b" sourceRef="Ask" targetRef="E"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_process_text_with_an_inline_diagram_deploys_and_runs(kind: str, tmp_path: Path) -> None:
+    """The API's deploy of process text: the diagram inline in ``bpmn.documents``; on SQLite
+    the version (diagram included) is read back from the database by a new store."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from flowlane.runtime.simulate import build_account
+    from flowlane.services import processes
+    from flowlane.store.sql import open_store
+
+    tz = ZoneInfo("Europe/Moscow")
+    db = Database(f"sqlite:///{tmp_path / 'd.db'}") if kind == "sqlite" else None
+    recipe = load_recipe(FIXTURE)
+    text = yaml.safe_dump(
+        {
+            "key": "inline",
+            "name": "Inline",
+            "object": "claim",
+            "bpmn": {"documents": {"inline.bpmn": ASK}},
+        }
+    )
+    acc = build_account(recipe, datetime(2026, 3, 2, 10, 0, tzinfo=tz), tz, None, db)
+    try:
+
+        def go() -> None:
+            acc.create_object(
+                "user",
+                {"name": "Olga", "email": "o@example.com", "role": "owner"},
+                object_id="olga",
+            )
+            acc.create_object("claim", {"number": "C-9"}, object_id="c9")
+            processes.deploy(acc, text, by="olga")
+            acc.start("inline", "c9", {}, by="olga")
+
+        acc.attempt(go)
+        (task,) = acc.store.find_tasks(open_only=True, process="inline")
+        assert task.block == "Ask"
+        acc.attempt(lambda: acc.answer(task, option=None, fields={}, by="olga"))
+        (state,) = acc.store.instances_of("inline")
+        assert (state.status, state.outcome) == ("ended", "positive")
+    finally:
+        acc.store.close()
+    if db is not None:
+        assert recipe.schema is not None
+        store = open_store(db.url, recipe.schema, tz=tz)
+        try:
+            definition = store.definition("inline")
+            assert definition is not None and definition.bpmn is not None
+            assert definition.bpmn.program.main == "Inline"
+        finally:
+            store.close()
