@@ -252,3 +252,62 @@ def test_process_text_with_an_inline_diagram_deploys_and_runs(kind: str, tmp_pat
             assert definition.bpmn.program.main == "Inline"
         finally:
             store.close()
+
+
+def _triage(tmp_path: Path, dmn: str | None) -> Path:
+    root = write_recipe(tmp_path / "recipe", {})
+    shutil.copy(FIXTURE / "objects.yaml", root / "objects.yaml")
+    for name in ("triage.yaml", "triage.bpmn"):
+        shutil.copy(FIXTURE / "processes" / name, root / "processes" / name)
+    if dmn is not None:
+        (root / "processes" / "triage.dmn").write_text(dmn)
+    return root
+
+
+def test_a_bad_dmn_file_is_a_problem_naming_the_file_and_element(tmp_path: Path) -> None:
+    good = (FIXTURE / "processes" / "triage.dmn").read_text()
+    bad = good.replace("<text>&lt; 1000</text>", "<text>&lt; &lt; 1000</text>")
+    recipe = load_recipe(_triage(tmp_path, bad))
+    assert recipe.problems == []
+    errors = [d for d in validate_recipe(recipe) if d.severity == "error"]
+    assert [(Path(d.file).name, d.block) for d in errors] == [("triage.yaml", "SmallAmount")]
+    assert errors[0].message.startswith("triage.dmn: SmallAmount: input entry")
+
+
+def test_a_decision_missing_from_the_dmn_files_names_the_task(tmp_path: Path) -> None:
+    good = (FIXTURE / "processes" / "triage.dmn").read_text()
+    recipe = load_recipe(_triage(tmp_path, good.replace('"ClaimRoute"', '"Other"')))
+    errors = [d for d in validate_recipe(recipe) if d.severity == "error"]
+    assert [d.block for d in errors] == ["Route"]
+    assert "'ClaimRoute' is not in the loaded DMN files" in errors[0].message
+
+
+def test_an_unreadable_dmn_file_is_a_problem_of_the_process_file(tmp_path: Path) -> None:
+    recipe = load_recipe(_triage(tmp_path, None))
+    assert [(d.block, "cannot read triage.dmn" in d.message) for d in recipe.problems] == [
+        ("bpmn", True)
+    ]
+
+
+def test_a_dmn_file_that_is_not_dmn_names_the_file(tmp_path: Path) -> None:
+    recipe = load_recipe(_triage(tmp_path, ASK))
+    errors = [d for d in validate_recipe(recipe) if d.severity == "error"]
+    assert len(errors) == 1 and "triage.dmn: not a DMN document" in errors[0].message
+
+
+def test_inline_documents_named_dmn_are_decisions() -> None:
+    """The API deploys process text with the DMN inline in ``bpmn.documents``."""
+    from flowlane.model.bpmn_process import compile_source
+    from flowlane.model.process import BpmnSource
+
+    folder = FIXTURE / "processes"
+    source = BpmnSource.model_validate(
+        {
+            "documents": {
+                "triage.bpmn": (folder / "triage.bpmn").read_text(),
+                "triage.dmn": (folder / "triage.dmn").read_text(),
+            }
+        }
+    )
+    hosted = compile_source(source)
+    assert hosted.program.main == "Triage"

@@ -26,6 +26,7 @@ from flowlane.model.bpmn_compile import (
     executable_processes,
 )
 from flowlane.model.bpmn_graph import BpmnGraph, check_set, parse_bpmn
+from flowlane.model.dmn import Decision, DmnError, is_dmn_file, parse_dmn
 from flowlane.model.process import BpmnSource, BpmnTask
 
 
@@ -38,10 +39,11 @@ class HostedBpmn:
 
 
 def read_documents(source: BpmnSource, folder: Path) -> BpmnSource:
-    """``source`` with ``documents`` read from ``file`` and ``also`` (relative to ``folder``).
+    """``source`` with ``documents`` read from ``file``, ``also`` and ``decisions`` (relative
+    to ``folder``).
 
     Raises :class:`FlowlaneError` naming a file that cannot be read."""
-    names = [n for n in [source.file, *source.also] if n]
+    names = [n for n in [source.file, *source.also, *source.decisions] if n]
     docs = dict(source.documents)
     for name in names:
         path = folder / name
@@ -60,7 +62,32 @@ def _graphs(source: BpmnSource) -> list[BpmnGraph]:
         )
     order = [n for n in [source.file, *source.also] if n in source.documents]
     order += [n for n in source.documents if n not in order]
-    return [parse_bpmn(source.documents[n], source=n) for n in order if not n.endswith(".dmn")]
+    return [parse_bpmn(source.documents[n], source=n) for n in order if not _is_dmn(source, n)]
+
+
+def _is_dmn(source: BpmnSource, name: str) -> bool:
+    return name in source.decisions or is_dmn_file(name)
+
+
+def _decisions(source: BpmnSource) -> dict[str, Decision]:
+    """The decisions of the DMN documents by id. Raises :class:`DmnError` naming the file
+    and the element (``fields``: ``source``, ``element``)."""
+    missing = [n for n in source.decisions if n not in source.documents]
+    if missing:
+        raise DmnError(f"bpmn.decisions: {missing[0]} is not in bpmn.documents", source=missing[0])
+    found: dict[str, Decision] = {}
+    for name, text in source.documents.items():
+        if not _is_dmn(source, name):
+            continue
+        for d in parse_dmn(text, source=name):
+            if d.id in found:
+                raise DmnError(
+                    f"{name}: {d.id}: decision also defined in {found[d.id].source}",
+                    source=name,
+                    element=d.id,
+                )
+            found[d.id] = d
+    return found
 
 
 def _attr_tasks(graphs: list[BpmnGraph]) -> dict[str, BpmnTask]:
@@ -84,8 +111,10 @@ def _attr_tasks(graphs: list[BpmnGraph]) -> dict[str, BpmnTask]:
 
 
 def compile_source(source: BpmnSource) -> HostedBpmn:
-    """Compile the diagram. Raises :class:`BpmnImportError` (unsupported elements by id) or
-    :class:`FlowlaneError` (unreadable XML, broken references, an ambiguous process)."""
+    """Compile the diagram with the decisions of its DMN documents. Raises
+    :class:`BpmnImportError` (unsupported elements by id), :class:`DmnError` (a DMN document
+    that cannot be used, naming the file and element) or :class:`FlowlaneError` (unreadable
+    XML, broken references, an ambiguous process)."""
     graphs = _graphs(source)
     bset = check_set(graphs)
     if bset.problems:
@@ -95,7 +124,7 @@ def compile_source(source: BpmnSource) -> HostedBpmn:
         expressions=source.expressions,
         parallel_join=source.parallel_join,
     )
-    program = compile_bpmn(bset, source.process, options)
+    program = compile_bpmn(bset, source.process, options, _decisions(source))
     tasks = _attr_tasks(graphs)
     tasks.update(source.tasks)
     return HostedBpmn(program, tasks)
@@ -107,6 +136,8 @@ def problems(source: BpmnSource) -> list[tuple[str, str]]:
         hosted = compile_source(source)
     except BpmnImportError as exc:
         return [(p.element, f"{p.kind}: {p.reason}") for p in exc.problems]
+    except DmnError as exc:
+        return [(str(exc.fields.get("element") or ""), str(exc))]
     except FlowlaneError as exc:
         return [("", str(exc))]
     out: list[tuple[str, str]] = []

@@ -172,7 +172,11 @@ class _Compiler:
         self.language = (language or "").strip().lower()
 
     def fail(self, element: str | None, message: str) -> DmnError:
-        return DmnError(f"{self.source}: {element or '?'}: {message}")
+        return DmnError(
+            f"{self.source}: {element or '?'}: {message}",
+            source=self.source,
+            element=element or "",
+        )
 
     def expression(self, text: str, language: str | None, element: str | None) -> Expression:
         lang = (language or self.language or "feel").strip().lower()

@@ -299,11 +299,13 @@ class BpmnTask(_Strict):
 class BpmnSource(_Strict):
     """A process that is a standard BPMN diagram (ADR 0012 "Hosting"), run by the BPMN
     interpreter instead of blocks. ``file`` names the diagram next to the process file;
-    the recipe loader reads it (and ``also``: called processes) into ``documents`` (file
-    name -> XML text), which every deployed version stores, so a version never changes."""
+    the recipe loader reads it (and ``also``: called processes; ``decisions``: DMN files for
+    business rule tasks) into ``documents`` (file name -> XML text), which every deployed
+    version stores, so a version never changes. A document named ``*.dmn`` is DMN."""
 
     file: str | None = None
     also: list[str] = Field(default_factory=list)
+    decisions: list[str] = Field(default_factory=list)
     process: str | None = None
     task_mode: Literal["wait", "pass"] = "wait"
     expressions: str = "python"
