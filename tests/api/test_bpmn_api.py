@@ -174,3 +174,48 @@ def test_permissions(client: TestClient, headers: Headers) -> None:
     )
     r = client.post(f"{API}/processes/validate", content=xml, headers={**headers("client"), **BPMN})
     problem(r, 403)
+
+
+STANDARD = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D">
+  <bpmn:process id="Std" isExecutable="true">
+    <bpmn:startEvent id="S"><bpmn:outgoing>a</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="Ask"><bpmn:incoming>a</bpmn:incoming>
+      <bpmn:outgoing>b</bpmn:outgoing></bpmn:userTask>
+    <bpmn:boundaryEvent id="Slow" attachedToRef="Ask"><bpmn:outgoing>c</bpmn:outgoing>
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration>
+      </bpmn:timerEventDefinition></bpmn:boundaryEvent>
+    <bpmn:endEvent id="E"><bpmn:incoming>b</bpmn:incoming><bpmn:incoming>c</bpmn:incoming>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="a" sourceRef="S" targetRef="Ask"/>
+    <bpmn:sequenceFlow id="b" sourceRef="Ask" targetRef="E"/>
+    <bpmn:sequenceFlow id="c" sourceRef="Slow" targetRef="E"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_a_standard_process_reads_back_as_its_own_diagram(
+    client: TestClient, headers: Headers
+) -> None:
+    """What the designer's "Deploy as a standard BPMN process" sends: process text with the
+    diagram inline; the designer then shows the diagram as deployed."""
+    import json
+
+    layout = client.post(
+        f"{API}/processes/layout", content=STANDARD.encode(), headers={**headers("owner"), **BPMN}
+    )
+    assert "Slow" in problem(layout, 422)["detail"]
+    spec = {
+        "key": "std",
+        "name": "Std",
+        "object": "user",
+        "bpmn": {"file": "std.bpmn", "process": "Std", "documents": {"std.bpmn": STANDARD}},
+    }
+    body = {"source": json.dumps(spec)}
+    r = client.post(f"{API}/processes/validate", json=body, headers=headers("owner"))
+    assert r.json() == {"valid": True, "problems": []}
+    r = client.post(f"{API}/processes", json=body, headers=headers("owner"))
+    assert r.status_code == 201, r.text
+    back = client.get(f"{API}/processes/std/bpmn", headers=headers("owner"))
+    assert back.status_code == 200 and back.text == STANDARD

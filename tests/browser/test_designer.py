@@ -232,3 +232,80 @@ def test_open_a_bpmn_file_of_another_tool(
         "element done: cannot map bpmn:complexGateway"
     )
     expect(_shape(page, "decide")).to_be_visible()  # the diagram shown before stays
+
+
+STANDARD = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI"
+    xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
+    xmlns:di="http://www.omg.org/spec/DD/20100524/DI" id="d" targetNamespace="x">
+  <bpmn:process id="Leave_Review" name="Leave review" isExecutable="true">
+    <bpmn:startEvent id="asked"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="decide" name="Decide">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:boundaryEvent id="slow" attachedToRef="decide">
+      <bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:endEvent id="done"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="late"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="asked" targetRef="decide"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="decide" targetRef="done"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="slow" targetRef="late"/>
+  </bpmn:process>
+  <bpmndi:BPMNDiagram id="dia">
+    <bpmndi:BPMNPlane id="plane" bpmnElement="Leave_Review">
+      <bpmndi:BPMNShape id="asked_di" bpmnElement="asked">
+        <dc:Bounds x="100" y="100" width="36" height="36"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="decide_di" bpmnElement="decide">
+        <dc:Bounds x="200" y="78" width="100" height="80"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="slow_di" bpmnElement="slow">
+        <dc:Bounds x="232" y="140" width="36" height="36"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="done_di" bpmnElement="done">
+        <dc:Bounds x="370" y="100" width="36" height="36"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="late_di" bpmnElement="late">
+        <dc:Bounds x="370" y="220" width="36" height="36"/></bpmndi:BPMNShape>
+      <bpmndi:BPMNEdge id="f1_di" bpmnElement="f1">
+        <di:waypoint x="136" y="118"/><di:waypoint x="200" y="118"/></bpmndi:BPMNEdge>
+      <bpmndi:BPMNEdge id="f2_di" bpmnElement="f2">
+        <di:waypoint x="300" y="118"/><di:waypoint x="370" y="118"/></bpmndi:BPMNEdge>
+      <bpmndi:BPMNEdge id="f3_di" bpmnElement="f3">
+        <di:waypoint x="250" y="176"/><di:waypoint x="250" y="238"/>
+        <di:waypoint x="370" y="238"/></bpmndi:BPMNEdge>
+    </bpmndi:BPMNPlane>
+  </bpmndi:BPMNDiagram>
+</bpmn:definitions>
+"""
+
+
+def test_open_a_standard_diagram_and_deploy_it_as_it_is(
+    live_server: Callable[..., Live], page: Page, tmp_path: Any
+) -> None:
+    live = live_server("homework")
+    login(page, live, "owner")
+    page.goto(f"{live.url}/processes/new")
+    _ready(page)
+    diagram = tmp_path / "leave.bpmn"
+    diagram.write_text(STANDARD)
+    page.set_input_files("#file-open", str(diagram))
+    # a boundary timer has no block, but the diagram runs as standard BPMN
+    status = page.locator("#designer-status")
+    expect(status).to_contain_text("leave.bpmn cannot be mapped to flowlane blocks")
+    expect(status).to_contain_text("slow")
+    expect(status).to_contain_text("runs as a standard BPMN process")
+    expect(_shape(page, "slow")).to_be_visible()  # bpmn-js shows it as it is
+    page.select_option("#fl-standard-object", "user")
+    page.click("#btn-deploy-standard")
+    # the new process's page shows its diagram, read-only
+    page.wait_for_url(re.compile(r"/processes/leave_review/designer$"))
+    _ready(page)
+    expect(status).to_have_text(
+        "A standard BPMN process: its diagram is shown as deployed and cannot be edited here."
+    )
+    expect(_shape(page, "decide")).to_be_visible()
+    expect(_shape(page, "slow")).to_be_visible()
+    expect(page.locator(".djs-palette")).to_be_hidden()
+    expect(page.locator("#btn-save")).to_have_count(0)
+    page.goto(f"{live.url}/processes")
+    expect(page.locator("main")).to_contain_text("Leave review")

@@ -148,6 +148,26 @@ def problems(source: BpmnSource) -> list[tuple[str, str]]:
     return out
 
 
+def diagram_of(spec: dict[str, Any]) -> str | None:
+    """The main diagram (XML text) of a process file's data with ``bpmn.documents``: the
+    document named by ``bpmn.file``, else the first one that is not DMN; None for a process
+    of blocks."""
+    raw = spec.get("bpmn")
+    if not isinstance(raw, dict):
+        return None
+    docs = raw.get("documents") or {}
+    if not isinstance(docs, dict):
+        return None
+    main = raw.get("file")
+    if isinstance(main, str) and isinstance(docs.get(main), str):
+        return str(docs[main])
+    decisions = raw.get("decisions") or []
+    for name, text in docs.items():
+        if isinstance(text, str) and name not in decisions and not is_dmn_file(name):
+            return text
+    return None
+
+
 def standard_process(
     xml: str,
     *,
@@ -189,4 +209,11 @@ def standard_process(
     return data, found
 
 
-__all__ = ["HostedBpmn", "compile_source", "problems", "read_documents", "standard_process"]
+__all__ = [
+    "HostedBpmn",
+    "compile_source",
+    "diagram_of",
+    "problems",
+    "read_documents",
+    "standard_process",
+]

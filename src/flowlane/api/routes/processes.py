@@ -19,6 +19,7 @@ from flowlane.api.schemas import PROBLEM_RESPONSES, Problem, Strict
 from flowlane.core.errors import FlowlaneError, Invalid, UnsupportedType
 from flowlane.expr import compile_expression
 from flowlane.model.bpmn import bpmn_to_yaml, layout_bpmn, process_to_bpmn, yaml_to_bpmn
+from flowlane.model.bpmn_process import diagram_of
 from flowlane.model.segment import Filter, parse_filter
 from flowlane.runtime import durable
 from flowlane.services import permissions, processes
@@ -388,11 +389,15 @@ async def get_bpmn(
         int | None, Query(ge=1, le=1_000_000, description="The version; default: the current")
     ] = None,
 ) -> Response:
-    """A version's process as BPMN with a fresh layout, for the designer (staff)."""
+    """A version's process as BPMN with a fresh layout, for the designer; a standard BPMN
+    process (``bpmn:``) answers its diagram as deployed (staff)."""
 
     def work(acc: Account, by: str) -> str:
         number = version or processes.get_process(acc, key, by=by).version
         spec = processes.version_source(acc, key, number, by=by).spec
+        diagram = diagram_of(spec)
+        if diagram is not None:  # a standard BPMN process: its own diagram, as deployed
+            return diagram
         return process_to_bpmn(spec, source=f"{key}.yaml")
 
     xml = await call(work)

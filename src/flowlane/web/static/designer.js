@@ -580,13 +580,99 @@
 
   function opened(file) {
     status("…");
+    clearOffer();
+    var text;
     return file.text().then(function (xml) {
+      text = xml;
       return fl.api("POST", "/api/v1/processes/layout", xml, BPMN_TYPE);
     }).then(function (xml) {
       return importXml(typeof xml === "string" ? xml : xml.bpmn);
     }).then(function () {
       status(t("msg.opened").replace("{file}", file.name), "ok");
-    }).catch(fail);
+    }).catch(function (err) {
+      // Not mappable onto blocks: it may still run as a standard BPMN process (ADR 0012
+      // "Hosting"). Else the mapping error stands, naming the elements by id.
+      if (text === undefined || !err || err.status !== 422) { return fail(err); }
+      return standardOffer(file.name, text, err).catch(function () { fail(err); });
+    });
+  }
+
+  // ---- a standard BPMN diagram: deploy it as it is ------------------------------------------
+
+  var offerNode = null;
+  function clearOffer() { if (offerNode) { offerNode.remove(); offerNode = null; } }
+
+  // The executable process of a diagram (id, name), read in the browser; null when none.
+  function mainProcess(xml) {
+    var doc = new DOMParser().parseFromString(xml, "application/xml");
+    if (doc.getElementsByTagName("parsererror").length) { return null; }
+    var all = doc.getElementsByTagNameNS("*", "process");
+    var found = null;
+    for (var i = 0; i < all.length; i++) {
+      var p = all[i];
+      if (p.getAttribute("isExecutable") === "false") { continue; }
+      if (found) { return null; }  // more than one: the server would ask which
+      found = { id: p.getAttribute("id") || "", name: p.getAttribute("name") || "" };
+    }
+    return found;
+  }
+
+  function standardSpec(process, xml, objectType) {
+    var key = (process.id || "process").toLowerCase().replace(/[^a-z0-9_-]+/g, "-")
+      .replace(/^[-_]+|-+$/g, "") || "process";
+    var file = key + ".bpmn";
+    var documents = {};
+    documents[file] = xml;
+    return {
+      key: key,
+      name: process.name || process.id,
+      object: objectType,
+      bpmn: { file: file, process: process.id, documents: documents }
+    };
+  }
+
+  function standardOffer(fileName, xml, layoutErr) {
+    var process = mainProcess(xml);
+    var types = cfg.objectTypes || [];
+    if (!process || !types.length) { return Promise.reject(layoutErr); }
+    var spec = standardSpec(process, xml, types[0].key);
+    var source = function () { return { source: JSON.stringify(spec) }; };
+    return fl.api("POST", "/api/v1/processes/validate", source()).then(function (res) {
+      if (!res.valid) { throw layoutErr; }
+      return bpmnjs.importXML(xml).then(function () {
+        fitBesidePalette(); clearMarks(); renderPanel();
+      }).catch(function () { /* shown or not, it can still be deployed */ });
+    }).then(function () {
+      status(t("msg.standard_offer", { file: fileName, reason: layoutErr.message }), "ok");
+      var select = el("select", { id: "fl-standard-object", "data-field": "fl-standard-object" });
+      types.forEach(function (type) {
+        select.appendChild(el("option", { value: type.key,
+          text: type.label && type.label !== type.key ? type.label + " (" + type.key + ")" : type.key }));
+      });
+      select.addEventListener("change", function () { spec.object = select.value; });
+      var button = el("button", { type: "button", id: "btn-deploy-standard", className: "primary",
+        text: t("btn.deploy_standard"), onclick: function () {
+          button.disabled = true;
+          status("…");
+          fl.api("POST", "/api/v1/processes", source()).then(function (res) {
+            status(t("msg.standard_deployed", { key: res.key, version: res.version }), "ok");
+            window.location.href = "/processes/" + encodeURIComponent(res.key) + "/designer";
+          }).catch(function (e) {
+            button.disabled = false;
+            var problems = e.data && e.data.fields && e.data.fields.problems;
+            if (problems) { showProblems(problems); }
+            fail(e);
+          });
+        } });
+      offerNode = el("section", { id: "standard-offer", className: "panel standard-offer" }, [
+        el("h2", { text: t("panel.standard") }),
+        el("p", { className: "small", text: t("msg.standard_offer", { file: fileName, reason: layoutErr.message }) }),
+        fieldBox(t("panel.object"), select, null, "fl-standard-object"),
+        el("p", {}, [button])
+      ]);
+      var bar = document.querySelector(".designer-toolbar");
+      if (bar) { bar.insertAdjacentElement("afterend", offerNode); } else { panel.parentNode.insertBefore(offerNode, panel); }
+    });
   }
 
   var fileInput = document.getElementById("file-open");
@@ -1083,7 +1169,7 @@
   load.then(function (xml) {
     return importXml(typeof xml === "string" ? xml : xml.bpmn);
   }).then(function () {
-    status("");
+    status(cfg.standard ? t("msg.standard_shown") : "");
     document.getElementById("canvas").setAttribute("data-ready", "true");
   }).catch(function (err) {
     status(t("msg.load_failed") + " " + ((err && err.message) || err), "error");

@@ -125,6 +125,16 @@ JS_TEXTS: dict[str, str] = {
     "msg.normalized": _("The diagram was laid out again."),
     "msg.opened": _("Opened {file}: check its blocks, then save."),
     "msg.loading": _("Loading the diagram…"),
+    "msg.standard_offer": _(
+        "{file} cannot be mapped to flowlane blocks ({reason}), but it runs as a standard "
+        "BPMN process."
+    ),
+    "msg.standard_deployed": _("Deployed as the standard BPMN process {key}, version {version}."),
+    "msg.standard_shown": _(
+        "A standard BPMN process: its diagram is shown as deployed and cannot be edited here."
+    ),
+    "btn.deploy_standard": _("Deploy as a standard BPMN process"),
+    "panel.standard": _("Standard BPMN process"),
     "msg.load_failed": _("The diagram could not be loaded:"),
     "msg.empty_exit": _("Empty exit: {exit}"),
     "msg.no_problems": _("No problems."),
@@ -200,6 +210,7 @@ def _page(ui: UiDep, **context: Any) -> dict[str, Any]:
         "texts_json": _json(texts(ui)),
         "moddle_json": _json(_moddle()),
         "block_types": BLOCK_TYPES,
+        "standard": False,
         **context,
     }
 
@@ -269,10 +280,18 @@ async def designer(ui: UiDep, key: str) -> Any:
 
     def load(acc: Account) -> dict[str, Any]:
         info = processes.get_process(acc, key, by=ui.by)
-        editable = permissions.can(acc, ui.by, "manage_processes")
+        spec = processes.version_source(acc, key, info.version, by=ui.by).spec
+        standard = spec.get("bpmn") is not None
+        editable = permissions.can(acc, ui.by, "manage_processes") and not standard
         types = _object_types(acc, ui.by)
         recent = _recent_objects(acc, info.object, ui.by) if editable else []
-        return {"info": info, "editable": editable, "types": types, "recent": recent}
+        return {
+            "info": info,
+            "editable": editable,
+            "standard": standard,
+            "types": types,
+            "recent": recent,
+        }
 
     found = await ui.read(load)
     info: ProcessInfo = found["info"]
@@ -284,6 +303,7 @@ async def designer(ui: UiDep, key: str) -> Any:
             process=info,
             process_key=info.key,
             editable=found["editable"],
+            standard=found["standard"],
             recent=found["recent"],
             config_json=_json(
                 {
@@ -291,6 +311,7 @@ async def designer(ui: UiDep, key: str) -> Any:
                     "version": info.version,
                     "bpmn": None,
                     "editable": found["editable"],
+                    "standard": found["standard"],
                     "objectTypes": found["types"],
                     "recent": found["recent"],
                     "blockTypes": list(BLOCK_TYPES),
