@@ -40,6 +40,14 @@ def test_scenario_memory_roundtrip_and_sqlite(path: Path, tmp_path: Path) -> Non
     assert durable.trace == straight.trace
 
 
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenario_on_postgresql_writes_the_memory_trace(path: Path, pg_database: str) -> None:
+    memory = simulate(FIXTURE, path)
+    durable = simulate(FIXTURE, path, db=Database(pg_database))
+    assert durable.ok, durable.message
+    assert durable.trace == memory.trace
+
+
 GATEWAY_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D">
   <bpmn:process id="P" isExecutable="true">
