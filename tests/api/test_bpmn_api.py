@@ -219,3 +219,37 @@ def test_a_standard_process_reads_back_as_its_own_diagram(
     assert r.status_code == 201, r.text
     back = client.get(f"{API}/processes/std/bpmn", headers=headers("owner"))
     assert back.status_code == 200 and back.text == STANDARD
+
+
+SCRIPTED = STANDARD.replace(
+    '<bpmn:process id="Std" isExecutable="true">',
+    '<bpmn:process id="Std" isExecutable="true"><bpmn:extensionElements>'
+    '<x:script xmlns:x="http://www.w3.org/1999/xhtml">alert(document.cookie)</x:script>'
+    "</bpmn:extensionElements>",
+)
+
+
+def test_a_deployed_diagram_is_served_as_a_sandboxed_attachment(
+    client: TestClient, headers: Headers
+) -> None:
+    """A standard process's diagram comes back byte for byte: an XHTML script in it must
+    never run on flowlane's origin, so it is an attachment, not sniffed, sandboxed."""
+    import json
+
+    spec = {
+        "key": "xss",
+        "name": "Xss",
+        "object": "user",
+        "bpmn": {"file": "xss.bpmn", "process": "Std", "documents": {"xss.bpmn": SCRIPTED}},
+    }
+    r = client.post(f"{API}/processes", json={"source": json.dumps(spec)}, headers=headers("owner"))
+    assert r.status_code == 201, r.text
+    for key in ("xss", "homework"):  # a standard diagram and a laid-out recipe process
+        back = client.get(f"{API}/processes/{key}/bpmn", headers=headers("owner"))
+        assert back.status_code == 200, back.text
+        assert back.headers["content-disposition"] == f'attachment; filename="{key}.bpmn"'
+        assert back.headers["x-content-type-options"] == "nosniff"
+        assert back.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert back.text != SCRIPTED
+    scripted = client.get(f"{API}/processes/xss/bpmn", headers=headers("owner"))
+    assert scripted.text == SCRIPTED

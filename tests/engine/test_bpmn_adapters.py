@@ -88,7 +88,8 @@ def test_javascript_conditions_and_scripts_loop() -> None:
 
 def test_the_javascript_state_stays_json() -> None:
     run = BpmnRun.start(program(LOOP, **ENGINE), {"input": 0})
-    json.dumps(run.state)
+    state = run.state
+    assert json.loads(json.dumps(state)) == state
 
 
 def test_a_callback_condition_without_language_attribute_in_a_javascript_import() -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from flowlane.engine.bpmn import BpmnRun
-from flowlane.engine.bpmn_data import data_objects
+from flowlane.engine.bpmn_data import MAX_INSTANCES, data_objects
 from flowlane.model.bpmn_compile import BpmnImportError, BpmnProgram, CompileOptions, compile_bpmn
 from flowlane.model.bpmn_graph import check_set, parse_bpmn
 from flowlane.model.dmn import Decision, parse_dmn
@@ -172,6 +172,38 @@ def test_interrupting_boundary_cancels_every_instance() -> None:
     assert run.status == "completed"
     assert run.ended_at == ["timeout"]
     assert run.ready() == []
+
+
+def test_a_huge_loop_cardinality_fails_at_the_element_without_building_it() -> None:
+    prog = program(around(mi(cardinality="n", output=None)))
+    run = BpmnRun.start(prog, {"n": 10**9})
+    assert (run.status, run.error_at) == ("error", "a")
+    assert run.error is not None and "a:" in run.error and str(MAX_INSTANCES) in run.error
+    assert run.ready() == []
+    big = BpmnRun.start(prog, {"n": "1" * 40})
+    assert (big.status, big.error_at) == ("error", "a")
+    at_limit = BpmnRun.start(prog, {"n": MAX_INSTANCES})
+    assert at_limit.status == "running" and len(at_limit.ready()) == MAX_INSTANCES
+
+
+def test_a_collection_above_the_limit_fails_at_the_element() -> None:
+    prog = program(around(mi(collection="things")))
+    run = BpmnRun.start(prog, {"things": list(range(MAX_INSTANCES + 1))})
+    assert (run.status, run.error_at) == ("error", "a")
+    assert run.error is not None and str(MAX_INSTANCES) in run.error
+    as_dict = BpmnRun.start(prog, {"things": {str(i): i for i in range(MAX_INSTANCES + 1)}})
+    assert (as_dict.status, as_dict.error_at) == ("error", "a")
+
+
+def test_created_instances_count_towards_the_step_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flowlane.engine.bpmn as interpreter
+
+    monkeypatch.setattr(interpreter, "MAX_STEPS", 50)
+    prog = program(around(mi(cardinality="n", output=None)))
+    assert len(BpmnRun.start(prog, {"n": 20}).ready()) == 20  # 2 + 20 + 20 steps
+    run = BpmnRun.start(prog, {"n": 30})  # 2 + 30 created + 30 run: over 50
+    assert (run.status, run.error_at) == ("error", "a")
+    assert run.error is not None and "loop guard" in run.error
 
 
 def test_state_is_json_and_resumes_mid_loop() -> None:

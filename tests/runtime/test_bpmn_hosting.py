@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -319,3 +320,140 @@ def test_inline_documents_named_dmn_are_decisions() -> None:
     )
     hosted = compile_source(source)
     assert hosted.program.main == "Triage"
+
+
+def _hosted(diagram: str) -> object:
+    """An in-memory account with ``diagram`` deployed as process ``std`` (object ``claim``)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from flowlane.runtime.simulate import build_account
+    from flowlane.services import processes
+
+    tz = ZoneInfo("Europe/Moscow")
+    acc = build_account(load_recipe(FIXTURE), datetime(2026, 3, 2, 10, 0, tzinfo=tz), tz, None)
+    text = yaml.safe_dump(
+        {"key": "std", "name": "Std", "object": "claim", "bpmn": {"documents": {"s.bpmn": diagram}}}
+    )
+
+    def go() -> None:
+        acc.create_object(
+            "user", {"name": "Olga", "email": "o@example.com", "role": "owner"}, object_id="olga"
+        )
+        acc.create_object("claim", {"number": "C-9"}, object_id="c9")
+        processes.deploy(acc, text, by="olga")
+
+    acc.attempt(go)
+    return acc
+
+
+def _start(acc: Any, data: dict[str, Any] | None = None) -> Any:
+    acc.attempt(lambda: acc.start("std", "c9", dict(data or {}), by="olga"))
+    (state,) = acc.store.instances_of("std")
+    return state
+
+
+def test_a_run_in_error_is_not_retried_but_refused_with_a_clear_message() -> None:
+    from flowlane.core.errors import Refused
+    from flowlane.engine import events as ev
+    from flowlane.engine.bpmn_host import RETRY_REFUSED
+    from flowlane.services import instances
+
+    acc: Any = _hosted(GATEWAY_ONLY)
+    state = _start(acc, {"amount": 5})
+    assert state.status == "incident" and state.bpmn["run"]["status"] == "error"
+    with pytest.raises(Refused, match=RETRY_REFUSED):
+        instances.retry(acc, state.id, by="olga")
+    with pytest.raises(Refused, match=RETRY_REFUSED):
+        acc.retry(state.id, by=None)
+    assert [i.resolved for i in acc.store.incidents()] == [False]
+    acc.runner.deliver(state.id, ev.Retried())  # the engine ignores a retry that slips past
+    acc.runner.run()
+    assert acc.store.get_instance(state.id).status == "incident"
+    instances.cancel(acc, state.id, by="olga")
+    assert acc.store.get_instance(state.id).status == "cancelled"
+
+
+def test_an_unexpected_exception_of_a_step_is_an_incident_at_the_element(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flowlane.core.errors import Refused
+    from flowlane.engine import bpmn
+
+    def broken(run: Any, t: Any, n: Any) -> None:
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setitem(bpmn._HANDLERS, "exclusiveGateway", broken)
+    acc: Any = _hosted(GATEWAY_ONLY)
+    state = _start(acc, {"amount": 20})  # the request does not fail
+    assert state.status == "incident"
+    assert "Gate" in state.incident and "TypeError: unsupported operand" in state.incident
+    (incident,) = acc.store.incidents(open_only=True)
+    assert incident.block == "Gate"
+    with pytest.raises(Refused, match="cannot be retried"):
+        acc.retry(state.id, by=None)
+
+
+def test_an_unexpected_exception_outside_the_run_is_an_incident_naming_the_instance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """E.g. answering a task: the answer's request does not fail, the instance stops."""
+    from flowlane.engine import bpmn_host
+
+    acc: Any = _hosted(PAIR)
+    state = _start(acc)
+    task = next(
+        t for t in acc.store.find_tasks(open_only=True, process="std") if t.block == "First"
+    )
+
+    def broken(step: Any, run: Any) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(bpmn_host, "_sync_tasks", broken)
+    acc.attempt(lambda: acc.answer(task, option=None, fields={}, by="olga"))
+    after = acc.store.get_instance(state.id)
+    assert after.status == "incident"
+    assert state.id in after.incident and "RecursionError" in after.incident
+    assert bpmn_host.run_failed(after)
+
+
+PAIR = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="D">
+  <bpmn:process id="Pair" isExecutable="true">
+    <bpmn:startEvent id="S"/>
+    <bpmn:parallelGateway id="Split"/>
+    <bpmn:userTask id="First" name="NAME"/>
+    <bpmn:userTask id="Second" name="Second"/>
+    <bpmn:parallelGateway id="Join"/>
+    <bpmn:endEvent id="E"/>
+    <bpmn:sequenceFlow id="a" sourceRef="S" targetRef="Split"/>
+    <bpmn:sequenceFlow id="b" sourceRef="Split" targetRef="First"/>
+    <bpmn:sequenceFlow id="c" sourceRef="Split" targetRef="Second"/>
+    <bpmn:sequenceFlow id="d" sourceRef="First" targetRef="Join"/>
+    <bpmn:sequenceFlow id="e" sourceRef="Second" targetRef="Join"/>
+    <bpmn:sequenceFlow id="f" sourceRef="Join" targetRef="E"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_answering_a_task_completes_its_own_token_not_a_task_named_like_it() -> None:
+    """The first task is *named* like the second task's BPMN token id: answering the second
+    must complete the second."""
+    from flowlane.engine.bpmn import BpmnRun
+    from flowlane.model.bpmn_process import compile_source
+    from flowlane.model.process import BpmnSource
+
+    def compiled(diagram: str) -> Any:
+        return compile_source(BpmnSource.model_validate({"documents": {"s.bpmn": diagram}}))
+
+    probe = BpmnRun.start(compiled(PAIR).program)
+    second = next(r.token for r in probe.ready() if r.node == "Second")
+    acc: Any = _hosted(PAIR.replace("NAME", second))
+    state = _start(acc)
+    tasks = {t.block: t for t in acc.store.find_tasks(open_only=True, process="std")}
+    assert sorted(tasks) == ["First", "Second"]
+    acc.attempt(lambda: acc.answer(tasks["Second"], option=None, fields={}, by="olga"))
+    left = [t.block for t in acc.store.find_tasks(open_only=True, process="std")]
+    assert left == ["First"]
+    assert acc.store.get_instance(state.id).bpmn["run"]["completed"] == ["Second"]

@@ -33,7 +33,9 @@ Semantics (ADR 0012 "Token and scope model"):
   (duration, date), messages (by name) and signals (by name).
 
 Any failure inside a step (a script error, no gateway flow) sets :attr:`status` ``error``
-with :attr:`error_at` = the element id; nothing runs after it.
+with :attr:`error_at` = the element id; nothing runs after it. So does an unexpected
+exception of a step (a ``TypeError``, ``RecursionError``, ``MemoryError``...): it never
+escapes, the run stops in error at the element that was running (the process when none).
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class BpmnRun:
         self.program = program
         self.state = state
         self._steps = 0
+        self._at: str | None = None
 
     # ---- construction ---------------------------------------------------------------------
 
@@ -183,14 +186,21 @@ class BpmnRun:
     # ---- driving --------------------------------------------------------------------------
 
     def complete(
-        self, task: str, data: Mapping[str, Any] | None = None, *, replace: bool = False
+        self,
+        task: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+        token: bool = False,
     ) -> None:
-        """Complete the first waiting task whose token id, node id or name is ``task``."""
+        """Complete the first waiting task whose token id, node id or name is ``task`` (only
+        the token id with ``token``: a host completing the task it mirrors)."""
         self._running()
         matches = [
             t
             for t in self._tokens()
-            if t["wait"] == "task" and task in (t["id"], t["node"], self._node(t).name)
+            if t["wait"] == "task"
+            and (t["id"] == task if token else task in (t["id"], t["node"], self._node(t).name))
         ]
         if not matches:
             raise Refused(f"no task {task!r} is waiting")
@@ -249,11 +259,17 @@ class BpmnRun:
 
     def _guarded(self, step: Any) -> None:
         self._steps = 0
+        self._at = None
         try:
             step()
             self._run()
         except _Stop:
             pass
+        except Exception as exc:  # any failure of a step stops the run in error
+            element = self._at or str(self.state.get("main") or "process")
+            self.state["status"] = "error"
+            self.state["error_at"] = element
+            self.state["error"] = f"internal error: {type(exc).__name__}: {exc}"
 
     def _fail(self, element: str, message: str) -> None:
         self.state["status"] = "error"
@@ -315,6 +331,7 @@ class BpmnRun:
             self._execute(ready[0])
 
     def _execute(self, t: Token) -> None:
+        self._at = t["node"]
         n = self._node(t)
         if t.pop("resume", False):
             self._done(n)
@@ -384,6 +401,7 @@ class BpmnRun:
         self._call(t, n)
 
     def _pass(self, t: Token) -> None:
+        self._at = t["node"]
         n = self._node(t)
         self._done(n)
         self._leave(t, n)
@@ -714,6 +732,7 @@ class BpmnRun:
                 del self.state["tokens"][x["id"]]
 
     def _trigger(self, t: Token, payload: Mapping[str, Any] | None) -> None:
+        self._at = t["node"]
         if bpmn_events.intercept(self, t, payload):
             return
         owner_id = t.get("owner")

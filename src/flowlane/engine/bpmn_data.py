@@ -28,6 +28,10 @@ an output collection the instances' data is deep-merged back in completion order
 standard loop runs iterations while ``loopCondition`` holds (tested before the first one
 when ``testBefore``), at most ``loopMaximum`` times, each iteration's data merged back.
 The looping activity itself is not recorded as completed; each instance is.
+
+A multi-instance has at most :data:`MAX_INSTANCES` instances (a larger ``loopCardinality``
+or ``loopDataInputRef`` collection stops the run in error at the activity), and every
+instance created counts as a step towards the interpreter's ``MAX_STEPS`` loop guard.
 """
 
 from __future__ import annotations
@@ -42,6 +46,18 @@ from flowlane.model.bpmn_data import DataSpec, LoopSpec, ObjectRef
 if TYPE_CHECKING:  # pragma: no cover
     from flowlane.engine.bpmn import BpmnRun, Token
     from flowlane.model.bpmn_compile import Node
+
+MAX_INSTANCES = 1000
+"""The most instances one multi-instance activity may have (cardinality or collection)."""
+
+
+def _too_many(run: BpmnRun, n: Node, what: str, count: int) -> None:
+    if count > MAX_INSTANCES:
+        run._fail(
+            n.id,
+            f"{n.id}: {what} asks for {count} instances, more than the limit of "
+            f"{MAX_INSTANCES} instances of a multi-instance activity",
+        )
 
 
 def _spec(n: Node) -> DataSpec | None:
@@ -178,6 +194,8 @@ def _items(run: BpmnRun, t: Token, n: Node, loop: LoopSpec) -> list[list[Any]]:
         if loop.collection not in data:
             run._fail(n.id, f"missing data input {loop.collection!r} for the multi-instance")
         value = data[loop.collection]
+        if isinstance(value, dict | list | tuple):
+            _too_many(run, n, f"loopDataInputRef {loop.collection!r}", len(value))
         if isinstance(value, dict):
             return [[k, v] for k, v in value.items()]
         if isinstance(value, list | tuple):
@@ -188,10 +206,11 @@ def _items(run: BpmnRun, t: Token, n: Node, loop: LoopSpec) -> list[list[Any]]:
         count = loop.cardinality.evaluate(data)
     except FlowlaneError as exc:
         run._fail(n.id, f"loopCardinality: {exc}")
-    if isinstance(count, str) and count.strip().isdigit():
+    if isinstance(count, str) and count.strip().isdigit() and len(count.strip()) <= 18:
         count = int(count)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        run._fail(n.id, f"loopCardinality is not a count: {count!r}")
+        run._fail(n.id, f"loopCardinality is not a count: {str(count)[:100]!r}")
+    _too_many(run, n, "loopCardinality", count)
     return [[i, i] for i in range(count)]
 
 
@@ -250,7 +269,17 @@ def _start_loop(run: BpmnRun, t: Token, n: Node, loop: LoopSpec) -> None:
         _instance(run, t, n, loop)
 
 
+def _count_step(run: BpmnRun, n: Node) -> None:
+    """An instance created is a step of the interpreter's loop guard."""
+    from flowlane.engine.bpmn import MAX_STEPS
+
+    run._steps += 1
+    if run._steps > MAX_STEPS:
+        run._fail(n.id, f"loop guard: more than {MAX_STEPS} steps without a wait")
+
+
 def _instance(run: BpmnRun, outer: Token, n: Node, loop: LoopSpec) -> None:
+    _count_step(run, n)
     state = outer["loop"]
     position = state["next"]
     state["next"] += 1
@@ -262,6 +291,7 @@ def _instance(run: BpmnRun, outer: Token, n: Node, loop: LoopSpec) -> None:
 
 
 def _iteration(run: BpmnRun, outer: Token, n: Node) -> None:
+    _count_step(run, n)
     state = outer["loop"]
     position = state["next"]
     state["next"] += 1

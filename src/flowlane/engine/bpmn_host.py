@@ -22,7 +22,12 @@ run now waits for into flowlane commands, keeping one *mirror token* per wait in
   ``DeliverEvent``: the runtime hands it to the first other instance waiting for the
   message / every other instance waiting for the signal (as ``fire_event`` would).
 * the run completing → the instance ends, outcome ``positive``; the run stopping in error →
-  an incident at the element (``RaiseIncident`` naming it).
+  an incident at the element (``RaiseIncident`` naming it). An unexpected exception of a
+  step stops the run in error at its element too (:class:`BpmnRun`); one anywhere else in
+  ``decide()`` drops the event's effects and stops the run in error, an incident naming the
+  instance: ``decide()`` never raises, so no request fails and no timer job fails forever.
+* a run in error cannot be resumed: ``Retried`` is ignored for it and the services refuse
+  the retry (:func:`retry_refusal`); cancelling it is what is left.
 """
 
 from __future__ import annotations
@@ -58,6 +63,24 @@ from flowlane.model.process import BpmnTask
 PARENT_ENDED = "parent ended"
 """The reason of a cancellation that the parent's end set off; such a child reports nothing."""
 NO_TASK = BpmnTask()
+RETRY_REFUSED = "a standard BPMN run in error cannot be retried; cancel it"
+
+
+def run_failed(state: InstanceState) -> bool:
+    """Whether ``state`` is a standard BPMN instance whose run stopped in error (or never
+    got a run): a retry would stop again at once."""
+    if state.bpmn is None:
+        return False
+    run = state.bpmn.get("run")
+    return not isinstance(run, dict) or run.get("status") == "error"
+
+
+def retry_refusal(state: InstanceState) -> str | None:
+    """Why a retry of ``state`` is refused (a standard BPMN run in error); None when it may
+    be retried as far as BPMN hosting goes."""
+    if run_failed(state):
+        return f"instance {state.id}: {RETRY_REFUSED}"
+    return None
 
 
 def subscription_key(kind: str, name: str) -> str:
@@ -73,7 +96,7 @@ def decide_bpmn(definition: Definition, state: InstanceState, event: Event, ctx:
     if isinstance(event, InstanceCancelled):
         accepts = new.status in ("running", "incident")
     elif isinstance(event, Retried):
-        accepts = new.status == "incident"
+        accepts = new.status == "incident" and not run_failed(new)
     else:
         accepts = new.status == "running"
     if not accepts:
@@ -91,6 +114,22 @@ def decide_bpmn(definition: Definition, state: InstanceState, event: Event, ctx:
             _sync(step, run)
     except FlowlaneError as exc:
         _incident(step, None, str(exc))
+    except Exception as exc:  # never a failed request nor a job failing forever
+        return _crashed(definition, state, ctx, exc)
+    return Decision(new, step.commands, step.trace)
+
+
+def _crashed(definition: Definition, state: InstanceState, ctx: Ctx, exc: Exception) -> Decision:
+    """An unexpected exception outside the run's steps: drop what the event did, stop the
+    run in error and raise an incident naming the instance."""
+    new = state.copy()
+    step = Step(definition, new, ctx)
+    message = f"internal error in instance {new.id}: {type(exc).__name__}: {exc}"
+    if new.bpmn is None:
+        new.bpmn = {"run": None, "seen": 0, "subs": []}
+    elif isinstance(new.bpmn.get("run"), dict):
+        new.bpmn["run"].update(status="error", error_at=None, error=message)
+    _incident(step, None, message)
     return Decision(new, step.commands, step.trace)
 
 
@@ -153,7 +192,7 @@ def _task_done(step: Step, run: BpmnRun, event: TaskAnswered | TaskFinished) -> 
             data["option"] = event.option
         state.vars.update(data)
     try:
-        run.complete(str(found.wait["bt"]), data)
+        run.complete(str(found.wait["bt"]), data, token=True)
     except Refused:
         return
 
@@ -307,4 +346,11 @@ def _incident(step: Step, element: str | None, message: str) -> None:
     step.emit(RaiseIncident(state.id, element, message))
 
 
-__all__ = ["PARENT_ENDED", "decide_bpmn", "subscription_key"]
+__all__ = [
+    "PARENT_ENDED",
+    "RETRY_REFUSED",
+    "decide_bpmn",
+    "retry_refusal",
+    "run_failed",
+    "subscription_key",
+]

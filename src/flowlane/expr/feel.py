@@ -25,9 +25,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowlane.core.errors import ExpressionError
-from flowlane.expr.check import ARITY
+from flowlane.expr.check import ARITY, MAX_SOURCE_LENGTH
 from flowlane.expr.compiler import Expression
-from flowlane.expr.script import compile_python_expression
+from flowlane.expr.script import MAX_EXPRESSION_LENGTH, compile_python_expression
+
+MAX_FEEL_LENGTH = MAX_SOURCE_LENGTH
+"""Longest FEEL text translated (the same limit as a flowlane expression's source)."""
+MAX_NESTING = 40
+"""Deepest nesting of parentheses, brackets, calls, unary minus, ``**`` and ``if``."""
+MAX_OUTPUT_LENGTH = MAX_EXPRESSION_LENGTH
+"""Longest Python text a translation may produce (unary tests repeat their subject)."""
 
 INPUT_NAME = "dmn_input_value"
 """The variable the input value of a unary test is bound to (FEEL's ``?``)."""
@@ -76,10 +83,29 @@ class _Parser:
     """Recursive descent over FEEL tokens, producing Python source."""
 
     def __init__(self, text: str) -> None:
+        if len(text) > MAX_FEEL_LENGTH:
+            raise ExpressionError(
+                f"FEEL: the expression is too long ({len(text)} characters, max {MAX_FEEL_LENGTH})"
+            )
         self.text = text
         self.toks = _tokens(text)
         self.i = 0
         self.no_index = False
+        self.depth = 0
+
+    def enter(self) -> None:
+        """Count one nesting level (undone by :meth:`leave`); refuse more than MAX_NESTING."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExpressionError(f"FEEL: nested too deeply (max {MAX_NESTING} levels)")
+
+    def leave(self) -> None:
+        self.depth -= 1
+
+    def sized(self, source: str) -> str:
+        """``source``, unless the translation has grown past MAX_OUTPUT_LENGTH."""
+        _check_output(len(source))
+        return source
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -109,6 +135,13 @@ class _Parser:
     # -- expressions ---------------------------------------------------------------------
 
     def expression(self) -> str:
+        self.enter()
+        try:
+            return self.sized(self.conditional())
+        finally:
+            self.leave()
+
+    def conditional(self) -> str:
         if self.at("if"):
             self.take("if")
             cond = self.expression()
@@ -176,13 +209,21 @@ class _Parser:
         left = self.unary()
         if self.at("**"):
             self.take("**")
-            return f"({left} ** {self.power()})"
+            self.enter()
+            try:
+                return f"({left} ** {self.power()})"
+            finally:
+                self.leave()
         return left
 
     def unary(self) -> str:
         if self.at("-"):
             self.take("-")
-            return f"(-{self.unary()})"
+            self.enter()
+            try:
+                return f"(-{self.unary()})"
+            finally:
+                self.leave()
         return self.postfix()
 
     def postfix(self) -> str:
@@ -265,12 +306,22 @@ class _Parser:
 
     def positive_tests(self, subject: str, stop: str | None = None) -> str:
         tests = [self.positive_test(subject)]
+        size = len(tests[0])
         while self.at(","):
             self.take(",")
             tests.append(self.positive_test(subject))
+            size += len(tests[-1]) + 4
+            _check_output(size)
         return tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
 
     def positive_test(self, subject: str) -> str:
+        self.enter()
+        try:
+            return self.sized(self.one_test(subject))
+        finally:
+            self.leave()
+
+    def one_test(self, subject: str) -> str:
         tok = self.peek()
         if tok is not None and tok.kind == "op" and tok.text in _COMPARE:
             self.i += 1
@@ -314,6 +365,13 @@ class _Parser:
         low_op = ">=" if opener == "[" else ">"
         high_op = "<=" if tok.text == "]" else "<"
         return f"({subject} {low_op} {low} and {subject} {high_op} {high})"
+
+
+def _check_output(length: int) -> None:
+    if length > MAX_OUTPUT_LENGTH:
+        raise ExpressionError(
+            f"FEEL: the translation is too long (over {MAX_OUTPUT_LENGTH} characters)"
+        )
 
 
 def _unquote(text: str) -> str:

@@ -40,7 +40,7 @@ from typing import Any
 
 from flowlane.core.errors import ExpressionError
 from flowlane.expr.compiler import Expression, compile_expression
-from flowlane.expr.script import ScriptError, free_names
+from flowlane.expr.script import ScriptError, checked_value, free_names, set_checked
 
 JS_LANGUAGES = frozenset(
     {
@@ -56,6 +56,8 @@ JS_LANGUAGES = frozenset(
 PLACEHOLDER_LANGUAGES = frozenset({"placeholder", "bpmn-engine"})
 MAX_SOURCE_LENGTH = 20_000
 MAX_STATEMENTS = 200
+MAX_NESTING = 40
+"""Deepest nesting of parentheses, unary operators, brackets, blocks and ``if`` statements."""
 
 _ROOTS: tuple[tuple[str, ...], ...] = (
     ("this", "environment", "variables"),
@@ -204,6 +206,7 @@ class _Parser:
         self.source = source
         self.toks = _tokens(source)
         self.i = 0
+        self.depth = 0
 
     # ---- tokens ---------------------------------------------------------------------------
 
@@ -228,6 +231,15 @@ class _Parser:
             raise self.error(f"expected {text!r}")
         self.take()
 
+    def enter(self) -> None:
+        """Count one nesting level (undone by :meth:`leave`); refuse more than MAX_NESTING."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"nested too deeply (max {MAX_NESTING} levels)")
+
+    def leave(self) -> None:
+        self.depth -= 1
+
     def error(self, message: str) -> ExpressionError:
         near = self.tok.text or "the end"
         return ExpressionError(f"JavaScript: {message} at {near!r} (in {self.source.strip()!r})")
@@ -235,6 +247,13 @@ class _Parser:
     # ---- expressions ----------------------------------------------------------------------
 
     def expression(self) -> ast.expr:
+        self.enter()
+        try:
+            return self.conditional()
+        finally:
+            self.leave()
+
+    def conditional(self) -> ast.expr:
         test = self.logical_or()
         if self.at("?"):
             self.take()
@@ -289,12 +308,15 @@ class _Parser:
         return left
 
     def unary(self) -> ast.expr:
-        if self.at("!"):
-            self.take()
-            return _not(self.unary())
-        if self.at("-", "+"):
-            op: ast.unaryop = ast.USub() if self.take().text == "-" else ast.UAdd()
-            return ast.UnaryOp(op=op, operand=self.unary())
+        if self.at("!", "-", "+"):
+            self.enter()
+            try:
+                if self.take().text == "!":
+                    return _not(self.unary())
+                op: ast.unaryop = ast.USub() if self.toks[self.i - 1].text == "-" else ast.UAdd()
+                return ast.UnaryOp(op=op, operand=self.unary())
+            finally:
+                self.leave()
         if self.at("++", "--"):
             raise self.error("++ / -- are statements, not expressions")
         return self.primary()
@@ -397,6 +419,13 @@ class _Parser:
         return ops
 
     def statement(self) -> _Op | None:
+        self.enter()
+        try:
+            return self.one_statement()
+        finally:
+            self.leave()
+
+    def one_statement(self) -> _Op | None:
         if self.at(";"):
             self.take()
             return None
@@ -506,12 +535,23 @@ class _Parser:
         def store(run: _Run) -> None:
             result = compiled.evaluate(run.variables)
             holder: Any = run.variables
-            resolved = [k.evaluate(run.variables) if isinstance(k, Expression) else k for k in keys]
+            resolved: list[str] = []
+            for part in keys:
+                k = part.evaluate(run.variables) if isinstance(part, Expression) else part
+                if not isinstance(k, str):
+                    raise ScriptError(
+                        f"cannot set a variable: a property name must be text, "
+                        f"not {type(k).__name__}"
+                    )
+                resolved.append(k)
             for k in resolved[:-1]:
                 holder = holder.get(k) if isinstance(holder, dict) else None
                 if not isinstance(holder, dict):
                     raise ScriptError(f"cannot set {_dotted(resolved)}: {k} is not an object")
-            holder[resolved[-1]] = result
+            if len(resolved) == 1:
+                holder[resolved[0]] = checked_value(result)
+            else:
+                set_checked(holder, resolved[-1], result, run.variables[resolved[0]])
 
         return store
 
@@ -548,8 +588,12 @@ def _is_text(node: ast.expr) -> bool:
 
 
 def _compile(tree: ast.expr) -> Expression:
-    node = ast.fix_missing_locations(ast.Expression(body=tree))
-    return compile_expression(ast.unparse(node.body), names=free_names(node))
+    try:
+        node = ast.fix_missing_locations(ast.Expression(body=tree))
+        source = ast.unparse(node.body)
+    except RecursionError:  # a long chain of binary operators makes a deep tree
+        raise ExpressionError("JavaScript: the expression is nested too deeply") from None
+    return compile_expression(source, names=free_names(node))
 
 
 def _strip_next(p: _Parser) -> None:

@@ -12,8 +12,11 @@ call of one of the helpers below. Their shared contract:
   their id work); ``x in None`` is ``False``. Division by zero gives ``None``.
 - A ``date`` meeting a ``datetime`` (comparison or subtraction) is read as midnight in the
   datetime's time zone.
-- Guards against resource abuse raise :class:`ExpressionError`: powers whose result would
-  exceed about ``10**100`` and sequence repetition beyond ``MAX_REPEAT_ITEMS`` items.
+- Guards against resource abuse raise :class:`ExpressionError`: powers and integer products
+  whose result would exceed about ``10**100``, sequence repetition beyond
+  ``MAX_REPEAT_ITEMS`` items, and ``+`` making a text longer than ``MAX_TEXT_LENGTH``
+  characters or a list/tuple of more than ``MAX_REPEAT_ITEMS`` items.
+  :func:`check_size` bounds a whole value (scripts check what they assign).
 """
 
 from __future__ import annotations
@@ -144,8 +147,20 @@ def _retry_aligned(op: Callable[[Any, Any], Any], a: Any, b: Any, default: Any) 
         return default
 
 
+def _check_concat(a: Any, b: Any) -> None:
+    """Raise :class:`ExpressionError` when ``a + b`` would make too long a text or list."""
+    texts = (str, bytes, bytearray)
+    if isinstance(a, texts) and isinstance(b, texts) and len(a) + len(b) > MAX_TEXT_LENGTH:
+        raise ExpressionError(f"text would be longer than {MAX_TEXT_LENGTH} characters")
+    lists = (list, tuple)
+    if isinstance(a, lists) and isinstance(b, lists) and len(a) + len(b) > MAX_REPEAT_ITEMS:
+        raise ExpressionError(f"+ would make more than {MAX_REPEAT_ITEMS} items")
+
+
 def add(a: Any, b: Any) -> Any:
-    """``a + b``; ``None`` when the operands do not add up."""
+    """``a + b``; ``None`` when the operands do not add up; refuses texts longer than
+    ``MAX_TEXT_LENGTH`` and lists of more than ``MAX_REPEAT_ITEMS`` items."""
+    _check_concat(a, b)
     try:
         return a + b
     except TypeError:
@@ -170,12 +185,26 @@ def _check_repeat(sequence: Any, times: Any) -> None:
         raise ExpressionError(f"repetition would make more than {MAX_REPEAT_ITEMS} items")
 
 
+_MAX_PRODUCT = 10**MAX_POWER_DIGITS
+_MAX_PRODUCT_BITS = _MAX_PRODUCT.bit_length()
+
+
+def _check_product(a: int, b: int) -> None:
+    """Raise :class:`ExpressionError` when the integer ``a * b`` would exceed ``10**100``."""
+    bits = abs(a).bit_length() + abs(b).bit_length()
+    if bits > _MAX_PRODUCT_BITS + 1 or (bits >= _MAX_PRODUCT_BITS and abs(a * b) > _MAX_PRODUCT):
+        raise ExpressionError(f"result of * would be larger than 10**{MAX_POWER_DIGITS}")
+
+
 def multiply(a: Any, b: Any) -> Any:
-    """``a * b``; refuses sequence repetition beyond ``MAX_REPEAT_ITEMS``."""
+    """``a * b``; refuses sequence repetition beyond ``MAX_REPEAT_ITEMS`` and integer
+    products above ``10**MAX_POWER_DIGITS``."""
     if isinstance(a, _SEQUENCES):
         _check_repeat(a, b)
     elif isinstance(b, _SEQUENCES):
         _check_repeat(b, a)
+    elif isinstance(a, int) and isinstance(b, int):
+        _check_product(a, b)
     try:
         return a * b
     except TypeError:
@@ -411,6 +440,47 @@ def _text_size(value: Any, budget: int) -> int:
         if size > budget:
             break
     return size
+
+
+MAX_VALUE_DEPTH = 100
+
+
+def check_size(value: Any) -> None:
+    """Raise :class:`ExpressionError` when ``value`` is too big to keep as a variable.
+
+    Too big: texts of more than ``MAX_TEXT_LENGTH`` characters in all, more than
+    ``MAX_REPEAT_ITEMS`` items (list items, dict keys and values, counted again each time
+    a shared value recurs), integers above ``10**MAX_POWER_DIGITS``, or nesting deeper than
+    ``MAX_VALUE_DEPTH``. The walk stops as soon as a limit is passed.
+    """
+    text = 0
+    items = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, str | bytes | bytearray):
+            text += len(current)
+            if text > MAX_TEXT_LENGTH:
+                raise ExpressionError(f"value holds more than {MAX_TEXT_LENGTH} characters")
+            continue
+        if isinstance(current, int):
+            if current.bit_length() > _MAX_PRODUCT_BITS and abs(current) > _MAX_PRODUCT:
+                raise ExpressionError(f"number is larger than 10**{MAX_POWER_DIGITS}")
+            continue
+        children: Iterable[Any]
+        if isinstance(current, Mapping):
+            children = (part for pair in current.items() for part in pair)
+        elif isinstance(current, list | tuple | set | frozenset):
+            children = current
+        else:
+            continue
+        if depth >= MAX_VALUE_DEPTH:
+            raise ExpressionError(f"value is nested more than {MAX_VALUE_DEPTH} levels deep")
+        for child in children:
+            items += 1
+            if items > MAX_REPEAT_ITEMS:
+                raise ExpressionError(f"value holds more than {MAX_REPEAT_ITEMS} items")
+            stack.append((child, depth + 1))
 
 
 def fn_str(value: Any) -> str | None:

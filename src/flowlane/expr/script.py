@@ -27,8 +27,12 @@ from typing import Any
 from flowlane.core.errors import ExpressionError
 from flowlane.expr.check import ARITY, YAML_WORDS
 from flowlane.expr.compiler import Expression, compile_expression
+from flowlane.expr.runtime import check_size
 
 MAX_SCRIPT_LENGTH = 20_000
+MAX_EXPRESSION_LENGTH = 20_000
+"""Longest text :func:`compile_python_expression` parses (its rewritten form must still fit
+the checked language's own limit; FEEL's translation may be longer than its source)."""
 MAX_STATEMENTS = 200
 _METHODS = {"upper": "upper", "lower": "lower"}
 """``x.upper()`` → ``upper(x)``: safe method forms of the corpus."""
@@ -86,17 +90,43 @@ def compile_python_expression(source: str) -> Expression:
     """A Python condition or value as a checked flowlane expression (names = its free names)."""
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("expression is empty")
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(
+            f"expression is too long ({len(source)} characters, max {MAX_EXPRESSION_LENGTH})"
+        )
     try:
         tree = ast.parse(f"(\n{source.strip()}\n)", mode="eval")
+        return _expression_of(tree.body)
     except SyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.msg}") from None
-    return _expression_of(tree.body)
+    except (RecursionError, MemoryError):
+        raise ExpressionError("expression is nested too deeply") from None
+
+
+def expression_problem(exc: BaseException) -> str:
+    """What is wrong with an expression or script that failed to compile with ``exc``: an
+    :class:`ExpressionError`'s message, or "nested too deeply" for a ``RecursionError`` /
+    ``MemoryError`` of Python's parser (compile sites report both the same way)."""
+    if isinstance(exc, ExpressionError):
+        return exc.message
+    return "the text is nested too deeply or too large to compile"
 
 
 class ScriptError(ExpressionError):
     """A script failed while running (a name to delete is not defined, a bad unpacking)."""
 
     code = "script_failed"
+
+
+def checked_value(value: Any) -> Any:
+    """``value`` if it is small enough to keep as a variable, else a :class:`ScriptError`."""
+    try:
+        check_size(value)
+    except ScriptError:
+        raise
+    except ExpressionError as exc:
+        raise ScriptError(exc.message) from None
+    return value
 
 
 Op = Callable[[MutableMapping[str, Any]], None]
@@ -119,6 +149,50 @@ def _describe(node: ast.AST) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_MISSING = object()
+
+
+def set_checked(container: Any, key: Any, value: Any, whole: Any = None) -> None:
+    """``container[key] = value`` (a dict or list), undone with a :class:`ScriptError` when
+    the value or the container (``whole``, the variable holding it, when given) would grow
+    too big (see :func:`check_size`)."""
+    checked_value(value)
+    previous = container.get(key, _MISSING) if isinstance(container, dict) else container[key]
+    container[key] = value
+    try:
+        checked_value(container if whole is None else whole)
+    except ScriptError:
+        if previous is _MISSING:
+            del container[key]
+        else:
+            container[key] = previous
+        raise
+
+
+def _key_target(holder: str, key: Expression) -> Callable[[MutableMapping[str, Any], Any], None]:
+    """``holder[key] = value``: a text key of a dict, or an index inside a list."""
+
+    def to_key(v: MutableMapping[str, Any], value: Any) -> None:
+        container = v.get(holder)
+        k = key.evaluate(v)
+        if isinstance(container, dict):
+            if not isinstance(k, str):
+                raise ScriptError(
+                    f"cannot set a key of {holder}: a key must be text, not {type(k).__name__}"
+                )
+            set_checked(container, k, value)
+        elif (
+            isinstance(container, list)
+            and isinstance(k, int)
+            and -len(container) <= k < len(container)
+        ):
+            set_checked(container, k, value)
+        else:
+            raise ScriptError(f"cannot set {holder}[{k!r}]: {holder} is not a dict or list")
+
+    return to_key
+
+
 def _assign_target(target: ast.expr) -> Callable[[MutableMapping[str, Any], Any], None]:
     if isinstance(target, ast.Name):
         name = target.id
@@ -126,7 +200,7 @@ def _assign_target(target: ast.expr) -> Callable[[MutableMapping[str, Any], Any]
             raise ExpressionError(f"name '{name}' is private")
 
         def to_name(v: MutableMapping[str, Any], value: Any) -> None:
-            v[name] = value
+            v[name] = checked_value(value)
 
         return to_name
     if isinstance(target, ast.Tuple | ast.List):
@@ -140,22 +214,7 @@ def _assign_target(target: ast.expr) -> Callable[[MutableMapping[str, Any], Any]
 
         return unpack
     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
-        holder = target.value.id
-        key = _expression_of(target.slice)
-
-        def to_key(v: MutableMapping[str, Any], value: Any) -> None:
-            container = v.get(holder)
-            k = key.evaluate(v)
-            if isinstance(container, dict) or (
-                isinstance(container, list)
-                and isinstance(k, int)
-                and -len(container) <= k < len(container)
-            ):
-                container[k] = value
-            else:
-                raise ScriptError(f"cannot set {holder}[{k!r}]: {holder} is not a dict or list")
-
-        return to_key
+        return _key_target(target.value.id, _expression_of(target.slice))
     raise ExpressionError(f"assigning to {_describe(target)} is not allowed in a script")
 
 
@@ -283,9 +342,11 @@ def compile_script(source: str) -> Script:
     text = "\n".join(x[indent:] for x in lines)
     try:
         tree = ast.parse(text, mode="exec")
+        count = sum(1 for n in ast.walk(tree) if isinstance(n, ast.stmt))
+        if count > MAX_STATEMENTS:
+            raise ExpressionError(f"script has too many statements ({count}, max {MAX_STATEMENTS})")
+        return Script(source, tuple(_statement(s) for s in tree.body))
     except SyntaxError as exc:
         raise ExpressionError(f"syntax error at line {exc.lineno}: {exc.msg}") from None
-    count = sum(1 for n in ast.walk(tree) if isinstance(n, ast.stmt))
-    if count > MAX_STATEMENTS:
-        raise ExpressionError(f"script has too many statements ({count}, max {MAX_STATEMENTS})")
-    return Script(source, tuple(_statement(s) for s in tree.body))
+    except (RecursionError, MemoryError):
+        raise ExpressionError("script is nested too deeply") from None

@@ -37,7 +37,12 @@ from flowlane.expr.js import (
     compile_placeholder,
     has_placeholder,
 )
-from flowlane.expr.script import Script, compile_python_expression, compile_script
+from flowlane.expr.script import (
+    Script,
+    compile_python_expression,
+    compile_script,
+    expression_problem,
+)
 from flowlane.model import bpmn_data
 from flowlane.model import bpmn_events as ev
 from flowlane.model.bpmn_graph import (
@@ -279,8 +284,8 @@ class _Compiler:
                     return compile_placeholder(text)
                 return compile_js_expression(text)
             return compile_python_expression(text)
-        except ExpressionError as exc:
-            self.bad(element, kind, f"{what} {text.strip()!r}: {exc.message}")
+        except (ExpressionError, RecursionError, MemoryError) as exc:
+            self.bad(element, kind, f"{what} {text.strip()!r}: {expression_problem(exc)}")
             return None
 
     def program(self, main: str) -> BpmnProgram:
@@ -525,9 +530,9 @@ class _Compiler:
             if language == "javascript":
                 return _with(base, script=compile_js_script(n.script.text))
             return _with(base, script=compile_script(n.script.text))
-        except ExpressionError as exc:
+        except (ExpressionError, RecursionError, MemoryError) as exc:
             what = "JavaScript" if language == "javascript" else "script"
-            self.bad(n.id, n.kind, f"{what} outside the safe subset: {exc.message}")
+            self.bad(n.id, n.kind, f"{what} outside the safe subset: {expression_problem(exc)}")
             return base
 
     def catch(

@@ -30,7 +30,7 @@ from typing import Any
 from flowlane.core.errors import ExpressionError, FlowlaneError, ValidationError
 from flowlane.expr.compiler import Expression
 from flowlane.expr.feel import UnaryTests, compile_feel, compile_unary_tests
-from flowlane.expr.script import compile_python_expression
+from flowlane.expr.script import compile_python_expression, expression_problem
 from flowlane.model.bpmn_graph import XmlNode, parse_xml_tree
 
 DMN_NAMESPACE_PREFIXES = ("http://www.omg.org/spec/DMN/", "https://www.omg.org/spec/DMN/")
@@ -185,8 +185,8 @@ class _Compiler:
                 return compile_python_expression(text)
             if "feel" in lang or lang in ("", "juel"):
                 return compile_feel(text)
-        except ExpressionError as exc:
-            raise self.fail(element, f"expression {text!r}: {exc.message}") from None
+        except (ExpressionError, RecursionError, MemoryError) as exc:
+            raise self.fail(element, f"expression {text!r}: {expression_problem(exc)}") from None
         raise self.fail(element, f"expression language {language!r} is not supported")
 
     def decision(self, node: XmlNode) -> Decision:
@@ -233,8 +233,9 @@ class _Compiler:
             if text:
                 try:
                     parsed = compile_feel(f"[{text}]").evaluate({})
-                except ExpressionError as exc:
-                    raise self.fail(oid, f"outputValues {text!r}: {exc.message}") from None
+                except (ExpressionError, RecursionError, MemoryError) as exc:
+                    problem = expression_problem(exc)
+                    raise self.fail(oid, f"outputValues {text!r}: {problem}") from None
                 values = tuple(parsed or ())
         return DmnOutput(oid, name, node.get("label"), values)
 
@@ -252,8 +253,9 @@ class _Compiler:
         for e in entries:
             try:
                 tests.append(compile_unary_tests(_text(e)))
-            except ExpressionError as exc:
-                raise self.fail(e.get("id") or rid, f"input entry: {exc.message}") from None
+            except (ExpressionError, RecursionError, MemoryError) as exc:
+                problem = expression_problem(exc)
+                raise self.fail(e.get("id") or rid, f"input entry: {problem}") from None
         outputs: list[Expression | None] = []
         for o in outs:
             text = _text(o)

@@ -21,7 +21,7 @@ from flowlane.core.errors import (
     ValidationError,
 )
 from flowlane.engine import events as ev
-from flowlane.engine.bpmn_host import subscription_key
+from flowlane.engine.bpmn_host import retry_refusal, subscription_key
 from flowlane.engine.context import ObjectRecord
 from flowlane.engine.migrate import plan_many
 from flowlane.engine.step import effective_settings
@@ -487,6 +487,9 @@ class Account:
         state = self.store.get_instance(instance_id)
         if state is None or state.status != "incident":
             raise Refused(f"instance {instance_id} has no incident")
+        refusal = retry_refusal(state)
+        if refusal is not None:
+            raise Refused(refusal)
         self.store.resolve_incidents(instance_id)
         self.runner.deliver(instance_id, ev.Retried())
         self.runner.run()

@@ -401,10 +401,16 @@ async def get_bpmn(
         return process_to_bpmn(spec, source=f"{key}.yaml")
 
     xml = await call(work)
+    # a standard process's diagram is returned as deployed: never render it on this origin
+    # (an XHTML <script> in it would run here); the designer reads it with fetch
     return Response(
         xml,
         media_type=BPMN_TYPE,
-        headers={"Content-Disposition": f'inline; filename="{key}.bpmn"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{key}.bpmn"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
     )
 
 
